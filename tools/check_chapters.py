@@ -1,0 +1,84 @@
+"""Execute every chapter of the book under nbval.
+
+nbval collects only ``.ipynb`` files, and a converted notebook left beside its
+``.md`` source breaks the book build ("multiple files found"), so each chapter
+is converted with jupytext into a throwaway tree under ``_build/nbval`` that
+mirrors ``book/``; pytest then runs there with ``--nbval-lax`` (every check a
+chapter makes is an ``assert`` in a cell; MyST notebooks store no outputs).
+
+Usage::
+
+    python tools/check_chapters.py                 # every chapter in _toc.yml
+    python tools/check_chapters.py book/part1/layers.md   # just these
+"""
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import jupytext
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+OUT = ROOT / "_build" / "nbval"
+
+
+def toc_files(toc: dict) -> list[str]:
+    """All ``file:`` entries of a jupyter-book ``_toc.yml``, in reading order."""
+    found: list[str] = []
+
+    def walk(node):
+        if isinstance(node, dict):
+            for key in ("root", "file"):
+                if key in node and isinstance(node[key], str):
+                    found.append(node[key])
+            for value in node.values():
+                if isinstance(value, (list, dict)):
+                    walk(value)
+        elif isinstance(node, list):
+            for item in node:
+                walk(item)
+
+    walk(toc)
+    return found
+
+
+def chapter_sources(args: list[str]) -> list[Path]:
+    if args:
+        paths = [Path(a).resolve() for a in args]
+    else:
+        toc = yaml.safe_load((ROOT / "_toc.yml").read_text())
+        paths = [ROOT / f"{name}.md" for name in toc_files(toc)]
+    missing = [p for p in paths if not p.is_file()]
+    if missing:
+        sys.exit(f"check_chapters: no such chapter file: {', '.join(map(str, missing))}")
+    # Only MyST notebooks (with a kernelspec) execute; plain pages are skipped.
+    return [p for p in paths if "kernelspec" in jupytext.read(p).metadata]
+
+
+def main(argv: list[str]) -> int:
+    chapters = chapter_sources(argv)
+    if not chapters:
+        print("check_chapters: no executable chapters found")
+        return 1
+    shutil.rmtree(OUT, ignore_errors=True)
+    notebooks = []
+    for src in chapters:
+        dest = OUT / src.relative_to(ROOT).with_suffix(".ipynb")
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        jupytext.write(jupytext.read(src), dest)
+        notebooks.append(str(dest))
+    cmd = [
+        sys.executable, "-m", "pytest", "--nbval-lax", "--nbval-current-env",
+        "--nbval-cell-timeout=900", "-p", "no:cacheprovider",
+        "-o", "norecursedirs=.*", "-o", "testpaths=", "--rootdir", str(OUT),
+        *notebooks,
+    ]
+    print("check_chapters:", len(notebooks), "chapters")
+    return subprocess.call(cmd, cwd=ROOT)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main(sys.argv[1:]))
