@@ -2,9 +2,12 @@
 
 nbval collects only ``.ipynb`` files, and a converted notebook left beside its
 ``.md`` source breaks the book build ("multiple files found"), so each chapter
-is converted with jupytext into a throwaway tree under ``_build/nbval`` that
-mirrors ``book/``; pytest then runs there with ``--nbval-lax`` (every check a
-chapter makes is an ``assert`` in a cell; MyST notebooks store no outputs).
+is converted with jupytext into a throwaway copy of its own folder under
+``_build/nbval`` (the folder's other files -- images, data -- come along), and
+pytest runs there with ``--nbval-lax``. nbval starts each kernel in the
+notebook's folder, so every chapter runs top to bottom in a fresh kernel from
+(a copy of) its own folder, as a learner's Jupyter would run it. Every check a
+chapter makes is an ``assert`` in a cell: MyST notebooks store no outputs.
 
 Usage::
 
@@ -13,6 +16,7 @@ Usage::
 """
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 import sys
@@ -22,7 +26,7 @@ import jupytext
 import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
-OUT = ROOT / "_build" / "nbval"
+OUT = Path(os.environ.get("HW2_NBVAL_DIR", ROOT / "_build" / "nbval")).resolve()
 
 
 def toc_files(toc: dict) -> list[str]:
@@ -65,6 +69,10 @@ def main(argv: list[str]) -> int:
         return 1
     shutil.rmtree(OUT, ignore_errors=True)
     notebooks = []
+    for folder in sorted({src.parent for src in chapters}):
+        copy = OUT / folder.relative_to(ROOT)
+        shutil.copytree(folder, copy, dirs_exist_ok=True,
+                        ignore=shutil.ignore_patterns("*.md", "_build", ".ipynb_checkpoints"))
     for src in chapters:
         dest = OUT / src.relative_to(ROOT).with_suffix(".ipynb")
         dest.parent.mkdir(parents=True, exist_ok=True)
