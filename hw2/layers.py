@@ -1,0 +1,550 @@
+"""Backpropagation from scratch: layers with hand-written backward passes.
+
+Every layer works on plain torch tensors with autograd out of the picture.
+``forward`` computes the output and caches exactly what ``backward`` needs;
+``backward(dout)`` receives dL/d(output) and returns dL/d(input), adding the
+gradients of the layer's parameters into its gradient tensors.
+
+Each backward pass is a *vector-Jacobian product*: the local derivative is
+written beside the code as a comment (``# dL/dW = doutᵀ X``) and applied to
+``dout`` directly. No Jacobian matrix is ever built.
+
+Conventions (as in cs231n):
+
+- shapes are given in every docstring, ``x: (N, D)`` with N the batch size;
+- gradients are named ``dx``, ``dw``, ``db``;
+- a layer computes in the dtype of its input (float32 or float64); a
+  ``Linear`` layer's parameters have a fixed dtype chosen at construction.
+
+Layers accept and ignore keyword arguments meant for other layers, so that
+``Sequential(..., CrossEntropyLoss())(x, y=labels)`` hands the labels to the
+loss through every layer before it.
+"""
+from __future__ import annotations
+
+import abc
+
+import torch
+
+__all__ = [
+    "Layer",
+    "LeakyReLU",
+    "ReLU",
+    "Sigmoid",
+    "TanH",
+    "Linear",
+    "CrossEntropyLoss",
+    "Dropout",
+    "Sequential",
+    "MLP",
+    "ACTIVATIONS",
+    "activation_class",
+]
+
+
+# --------------------------------------------------------------------------
+# Input checks shared by the layers: raised where bad input enters, naming it.
+# --------------------------------------------------------------------------
+def _check_float_tensor(layer: "Layer", name: str, t) -> None:
+    if not isinstance(t, torch.Tensor):
+        raise TypeError(
+            f"{layer.name}: {name} must be a torch.Tensor, got {type(t).__name__}"
+        )
+    if not t.is_floating_point():
+        raise TypeError(
+            f"{layer.name}: {name} must be a floating-point tensor "
+            f"(float32 or float64), got dtype {t.dtype}"
+        )
+
+
+def _check_batched(layer: "Layer", x) -> None:
+    """Activations and dropout accept any shape (N, *) with at least one dim."""
+    _check_float_tensor(layer, "input", x)
+    if x.dim() < 1:
+        raise ValueError(
+            f"{layer.name}: expected a batch of shape (N, *), got a 0-dim tensor"
+        )
+
+
+def _check_dout(layer: "Layer", dout, shape: torch.Size) -> None:
+    _check_float_tensor(layer, "dout", dout)
+    if dout.shape != shape:
+        raise ValueError(
+            f"{layer.name}.backward: dout has shape {tuple(dout.shape)} but the "
+            f"forward output had shape {tuple(shape)}"
+        )
+
+
+class Layer(abc.ABC):
+    """A block of a network with a hand-written backward pass.
+
+    Subclasses implement ``forward`` (caching what ``backward`` needs in
+    ``self.grad_cache``) and ``backward``; layers with parameters also
+    implement ``params``.
+    """
+
+    def __init__(self):
+        self.grad_cache: dict[str, torch.Tensor] = {}
+        self.training_mode = True
+
+    def __call__(self, *args, **kwargs):
+        return self.forward(*args, **kwargs)
+
+    @property
+    def name(self) -> str:
+        """The class name, used in error messages."""
+        return type(self).__name__
+
+    @abc.abstractmethod
+    def forward(self, *args, **kwargs):
+        """Compute the layer's output and cache what backward needs."""
+
+    @abc.abstractmethod
+    def backward(self, dout):
+        """Given dL/d(output), return dL/d(input); accumulate parameter gradients."""
+
+    def params(self) -> list[tuple[torch.Tensor, torch.Tensor]]:
+        """The layer's parameters as ``(tensor, gradient)`` pairs.
+
+        Optimizers update the tensors in place and zero the gradients in
+        place, so both keep their identity for the life of the layer.
+        """
+        return []
+
+    def train(self, mode: bool = True) -> "Layer":
+        """Switch training mode on (``mode=True``) or off (evaluation)."""
+        self.training_mode = bool(mode)
+        return self
+
+    def eval(self) -> "Layer":
+        """Evaluation mode: the same as ``train(False)``."""
+        return self.train(False)
+
+    def _cached(self, key: str) -> torch.Tensor:
+        """A value cached by forward; a clear error if forward never ran."""
+        try:
+            return self.grad_cache[key]
+        except KeyError:
+            raise RuntimeError(
+                f"{self.name}.backward() was called before {self.name}.forward(): "
+                "run a forward pass first, it caches what backward needs"
+            ) from None
+
+    def __repr__(self) -> str:
+        return self.name
+
+
+# --------------------------------------------------------------------------
+# Activations: elementwise, no parameters, any input shape (N, *).
+# --------------------------------------------------------------------------
+class LeakyReLU(Layer):
+    """Leaky rectified linear unit: ``f(x) = x`` for x > 0, ``alpha·x`` otherwise.
+
+    Args:
+        alpha: slope for negative inputs, 0 <= alpha < 1 (0 gives ReLU).
+    """
+
+    def __init__(self, alpha: float = 0.01):
+        super().__init__()
+        if not 0 <= alpha < 1:
+            raise ValueError(f"LeakyReLU: alpha must satisfy 0 <= alpha < 1, got {alpha!r}")
+        self.alpha = float(alpha)
+
+    def forward(self, x: torch.Tensor, **kw) -> torch.Tensor:
+        """x: (N, *) -> out: (N, *)"""
+        _check_batched(self, x)
+        positive = x > 0
+        self.grad_cache["positive"] = positive  # where the slope is 1
+        return torch.where(positive, x, self.alpha * x)
+
+    def backward(self, dout: torch.Tensor) -> torch.Tensor:
+        """dout: (N, *) -> dx: (N, *)"""
+        positive = self._cached("positive")
+        _check_dout(self, dout, positive.shape)
+        # df/dx = 1 where x > 0, alpha elsewhere (a diagonal Jacobian):
+        # dL/dx = dout ⊙ f'(x)
+        dx = torch.where(positive, dout, self.alpha * dout)
+        return dx
+
+    def __repr__(self) -> str:
+        return f"LeakyReLU(alpha={self.alpha})"
+
+
+class ReLU(LeakyReLU):
+    """Rectified linear unit: ``f(x) = max(0, x)``, a LeakyReLU with alpha = 0."""
+
+    def __init__(self):
+        super().__init__(alpha=0.0)
+
+    def __repr__(self) -> str:
+        return "ReLU"
+
+
+class Sigmoid(Layer):
+    """Logistic sigmoid: ``σ(x) = 1 / (1 + e^{-x})``."""
+
+    def forward(self, x: torch.Tensor, **kw) -> torch.Tensor:
+        """x: (N, *) -> out: (N, *)"""
+        _check_batched(self, x)
+        # For x -> -inf, exp(-x) overflows to inf and 1/inf = 0: no NaN.
+        out = 1 / (1 + torch.exp(-x))
+        self.grad_cache["out"] = out  # σ'(x) is a function of σ(x) alone
+        return out
+
+    def backward(self, dout: torch.Tensor) -> torch.Tensor:
+        """dout: (N, *) -> dx: (N, *)"""
+        out = self._cached("out")
+        _check_dout(self, dout, out.shape)
+        # dσ/dx = σ(x)(1 - σ(x)):  dL/dx = dout ⊙ σ ⊙ (1 - σ)
+        dx = dout * out * (1 - out)
+        return dx
+
+
+class TanH(Layer):
+    """Hyperbolic tangent: ``tanh(x) = (e^x - e^{-x}) / (e^x + e^{-x})``."""
+
+    def forward(self, x: torch.Tensor, **kw) -> torch.Tensor:
+        """x: (N, *) -> out: (N, *)"""
+        _check_batched(self, x)
+        # torch.tanh is only the elementwise function (no autograd here); the
+        # textbook formula overflows to inf/inf = NaN for |x| > ~710.
+        out = torch.tanh(x)
+        self.grad_cache["out"] = out  # tanh'(x) is a function of tanh(x) alone
+        return out
+
+    def backward(self, dout: torch.Tensor) -> torch.Tensor:
+        """dout: (N, *) -> dx: (N, *)"""
+        out = self._cached("out")
+        _check_dout(self, dout, out.shape)
+        # d tanh/dx = 1 - tanh²(x):  dL/dx = dout ⊙ (1 - out²)
+        dx = dout * (1 - out * out)
+        return dx
+
+
+# --------------------------------------------------------------------------
+# Linear (fully connected) layer.
+# --------------------------------------------------------------------------
+class Linear(Layer):
+    """Fully connected layer ``Z = X Wᵀ + b``.
+
+    Args:
+        in_features: D, size of each input sample.
+        out_features: M, size of each output sample.
+        wstd: standard deviation of the zero-mean normal the weights are
+            drawn from; the bias starts at zero.
+        dtype, device: of the parameters (default: torch's default dtype, CPU).
+            The input must have the same dtype.
+
+    Parameters: ``w`` of shape (M, D) (as ``torch.nn.Linear.weight``) and
+    ``b`` of shape (M,), with gradients ``dw`` and ``db``. Gradients
+    *accumulate* over backward passes, as in PyTorch, until an optimizer
+    zeroes them.
+    """
+
+    def __init__(
+        self,
+        in_features: int,
+        out_features: int,
+        wstd: float = 0.1,
+        *,
+        dtype: torch.dtype | None = None,
+        device: torch.device | str | None = None,
+    ):
+        super().__init__()
+        for arg, value in (("in_features", in_features), ("out_features", out_features)):
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"Linear: {arg} must be a positive int, got {value!r}")
+        if not wstd >= 0:
+            raise ValueError(f"Linear: wstd must be >= 0, got {wstd!r}")
+        self.in_features = in_features
+        self.out_features = out_features
+        self.wstd = wstd
+
+        self.w = torch.randn(out_features, in_features, dtype=dtype, device=device) * wstd
+        self.b = torch.zeros(out_features, dtype=dtype, device=device)
+        self.dw = torch.zeros_like(self.w)
+        self.db = torch.zeros_like(self.b)
+
+    def params(self) -> list[tuple[torch.Tensor, torch.Tensor]]:
+        return [(self.w, self.dw), (self.b, self.db)]
+
+    def forward(self, x: torch.Tensor, **kw) -> torch.Tensor:
+        """x: (N, D) -> out: (N, M)"""
+        _check_float_tensor(self, "input", x)
+        if x.dim() != 2 or x.shape[1] != self.in_features:
+            raise ValueError(
+                f"Linear: expected input of shape (N, {self.in_features}), got "
+                f"{tuple(x.shape)}; flatten images first with x.reshape(len(x), -1)"
+            )
+        if x.dtype != self.w.dtype:
+            raise TypeError(
+                f"Linear: the input is {x.dtype} but the parameters are "
+                f"{self.w.dtype}; create the layer with dtype={x.dtype}"
+            )
+        self.grad_cache["x"] = x  # dL/dW needs the input
+        return x @ self.w.T + self.b
+
+    def backward(self, dout: torch.Tensor) -> torch.Tensor:
+        """dout: (N, M) -> dx: (N, D); adds into dw (M, D) and db (M,)."""
+        x = self._cached("x")
+        _check_dout(self, dout, torch.Size((x.shape[0], self.out_features)))
+        # Accumulate in place: the optimizer holds references to dw and db.
+        self.dw += dout.T @ x  # dL/dW = doutᵀ X
+        self.db += dout.sum(dim=0)  # dL/db = Σ_n dout_n
+        dx = dout @ self.w  # dL/dX = dout W
+        return dx
+
+    def __repr__(self) -> str:
+        return f"Linear(in_features={self.in_features}, out_features={self.out_features})"
+
+
+# --------------------------------------------------------------------------
+# Loss.
+# --------------------------------------------------------------------------
+class CrossEntropyLoss(Layer):
+    """Mean cross-entropy of softmax class scores against integer labels.
+
+    ``L = -(1/N) Σ_n log softmax(x_n)[y_n]``, computed with the log-sum-exp
+    shift so that scores of any magnitude give a finite loss.
+    """
+
+    def forward(self, x: torch.Tensor, y: torch.Tensor | None = None, **kw) -> torch.Tensor:
+        """x: (N, C) class scores, y: (N,) integer labels in [0, C) -> 0-dim loss."""
+        _check_float_tensor(self, "scores", x)
+        if x.dim() != 2:
+            raise ValueError(
+                f"CrossEntropyLoss: scores must have shape (N, C), got {tuple(x.shape)}"
+            )
+        n, c = x.shape
+        if y is None:
+            raise TypeError("CrossEntropyLoss: labels are missing, call loss_fn(scores, y)")
+        if not isinstance(y, torch.Tensor):
+            raise TypeError(
+                f"CrossEntropyLoss: labels must be a torch.Tensor, got {type(y).__name__}"
+            )
+        if y.is_floating_point() or y.is_complex() or y.dtype == torch.bool:
+            raise TypeError(
+                f"CrossEntropyLoss: labels must be an integer tensor (int64), got dtype {y.dtype}"
+            )
+        if y.shape != (n,):
+            raise ValueError(
+                f"CrossEntropyLoss: labels must have shape ({n},) to match scores "
+                f"{tuple(x.shape)}, got {tuple(y.shape)}"
+            )
+        if n and (y.min() < 0 or y.max() >= c):
+            raise ValueError(
+                f"CrossEntropyLoss: labels must be in [0, {c}) for {c} classes, "
+                f"got values from {int(y.min())} to {int(y.max())}"
+            )
+
+        # log softmax via log-sum-exp: subtract the row max before exp so that
+        # the largest exponent is e^0 = 1 (no overflow, no log(0) = -inf).
+        shifted = x - x.max(dim=1, keepdim=True).values  # (N, C)
+        log_probs = shifted - torch.log(torch.exp(shifted).sum(dim=1, keepdim=True))
+        loss = -log_probs[torch.arange(n), y].mean()
+
+        self.grad_cache["probs"] = torch.exp(log_probs)  # softmax(x): (N, C)
+        self.grad_cache["y"] = y
+        return loss
+
+    def backward(self, dout: float | torch.Tensor = 1.0) -> torch.Tensor:
+        """dout: scalar dL/d(loss), 1.0 for the loss itself -> dx: (N, C)."""
+        probs = self._cached("probs")
+        y = self.grad_cache["y"]
+        if isinstance(dout, torch.Tensor) and dout.numel() != 1:
+            raise ValueError(
+                f"CrossEntropyLoss.backward: dout must be a scalar, got shape {tuple(dout.shape)}"
+            )
+        n = probs.shape[0]
+        # dL/dx = (softmax(x) - onehot(y)) / N, scaled by the upstream dout
+        dx = probs.clone()
+        dx[torch.arange(n), y] -= 1
+        dx *= dout / n
+        return dx
+
+
+# --------------------------------------------------------------------------
+# Dropout.
+# --------------------------------------------------------------------------
+class Dropout(Layer):
+    """Inverted dropout (Srivastava et al., 2014).
+
+    In training mode each unit is zeroed with probability ``p`` and the kept
+    ones are scaled by ``1/(1-p)``, so E[out] = x; in evaluation mode the
+    layer is the identity.
+
+    Args:
+        p: drop probability, 0 <= p < 1.
+    """
+
+    def __init__(self, p: float = 0.5):
+        super().__init__()
+        if not 0 <= p < 1:
+            raise ValueError(f"Dropout: p must satisfy 0 <= p < 1, got {p!r}")
+        self.p = float(p)
+
+    def forward(self, x: torch.Tensor, **kw) -> torch.Tensor:
+        """x: (N, *) -> out: (N, *)"""
+        _check_batched(self, x)
+        if self.training_mode:
+            keep = torch.rand_like(x) >= self.p  # each unit kept with prob 1-p
+            scale = keep.to(x.dtype) / (1 - self.p)  # 0 or 1/(1-p)
+        else:
+            scale = torch.ones_like(x)  # identity
+        self.grad_cache["scale"] = scale
+        return x * scale
+
+    def backward(self, dout: torch.Tensor) -> torch.Tensor:
+        """dout: (N, *) -> dx: (N, *)"""
+        scale = self._cached("scale")
+        _check_dout(self, dout, scale.shape)
+        # out = x ⊙ scale, so dL/dx = dout ⊙ scale: zero through dropped units
+        dx = dout * scale
+        return dx
+
+    def __repr__(self) -> str:
+        return f"Dropout(p={self.p})"
+
+
+# --------------------------------------------------------------------------
+# Containers.
+# --------------------------------------------------------------------------
+class Sequential(Layer):
+    """Layers applied one after another; backward runs them in reverse.
+
+    Keyword arguments of ``forward`` (such as ``y=labels``) are passed to
+    every layer, so a loss can sit at the end of the sequence.
+    """
+
+    def __init__(self, *layers: Layer):
+        super().__init__()
+        for i, layer in enumerate(layers):
+            if not isinstance(layer, Layer):
+                raise TypeError(
+                    f"Sequential: item {i} is a {type(layer).__name__}, not an hw2.layers.Layer"
+                )
+        self.layers = list(layers)
+
+    def forward(self, x: torch.Tensor, **kw) -> torch.Tensor:
+        out = x
+        for layer in self.layers:
+            out = layer(out, **kw)
+        return out
+
+    def backward(self, dout: torch.Tensor) -> torch.Tensor:
+        # The chain rule, one layer at a time from the output back to the input.
+        din = dout
+        for layer in reversed(self.layers):
+            din = layer.backward(din)
+        return din
+
+    def params(self) -> list[tuple[torch.Tensor, torch.Tensor]]:
+        return [pair for layer in self.layers for pair in layer.params()]
+
+    def train(self, mode: bool = True) -> "Sequential":
+        super().train(mode)
+        for layer in self.layers:
+            layer.train(mode)
+        return self
+
+    def __len__(self) -> int:
+        return len(self.layers)
+
+    def __getitem__(self, item):
+        if isinstance(item, slice):
+            return Sequential(*self.layers[item])
+        return self.layers[item]
+
+    def __iter__(self):
+        return iter(self.layers)
+
+    def __repr__(self) -> str:
+        lines = [f"  ({i}) {layer!r}".replace("\n", "\n  ") for i, layer in enumerate(self.layers)]
+        return "Sequential(\n" + "\n".join(lines) + "\n)"
+
+
+ACTIVATIONS: dict[str, type[Layer]] = {
+    "relu": ReLU,
+    "lrelu": LeakyReLU,
+    "sigmoid": Sigmoid,
+    "tanh": TanH,
+}
+"""Activation names accepted by :class:`MLP` (as in ``hw2.cnn``)."""
+
+
+def activation_class(activation: str | type[Layer]) -> type[Layer]:
+    """Map an activation name (see ``ACTIVATIONS``) or a Layer class to the class."""
+    if isinstance(activation, type) and issubclass(activation, Layer):
+        return activation
+    if isinstance(activation, str) and activation.lower() in ACTIVATIONS:
+        return ACTIVATIONS[activation.lower()]
+    raise ValueError(
+        f"unknown activation {activation!r}; supported: "
+        f"{', '.join(repr(k) for k in ACTIVATIONS)} or an hw2.layers.Layer subclass"
+    )
+
+
+class MLP(Layer):
+    """A multilayer perceptron: ``[Linear → Act (→ Dropout)] × len(hidden) → Linear``.
+
+    Args:
+        in_features: D, size of each input sample.
+        num_classes: C, number of output scores.
+        hidden_features: sizes of the hidden layers, e.g. ``[100, 50]``.
+        activation: ``'relu'``, ``'lrelu'``, ``'sigmoid'``, ``'tanh'`` or a
+            Layer class.
+        dropout: drop probability after each activation (0: no Dropout layer).
+        activation_params: keyword arguments of the activation, e.g.
+            ``dict(alpha=0.2)`` for ``'lrelu'``.
+        **kw: passed to every Linear layer (``wstd``, ``dtype``, ``device``).
+
+    The layers are in ``self.sequence``, a :class:`Sequential`.
+    """
+
+    def __init__(
+        self,
+        in_features: int,
+        num_classes: int,
+        hidden_features=(),
+        activation: str | type[Layer] = "relu",
+        dropout: float = 0,
+        *,
+        activation_params: dict | None = None,
+        **kw,
+    ):
+        super().__init__()
+        act_cls = activation_class(activation)
+        if not 0 <= dropout < 1:
+            raise ValueError(f"MLP: dropout must satisfy 0 <= dropout < 1, got {dropout!r}")
+        self.in_features = in_features
+        self.num_classes = num_classes
+        self.hidden_features = list(hidden_features)
+
+        layers: list[Layer] = []
+        sizes = [in_features, *self.hidden_features]
+        for d_in, d_out in zip(sizes, sizes[1:]):
+            layers.append(Linear(d_in, d_out, **kw))
+            layers.append(act_cls(**(activation_params or {})))
+            if dropout > 0:
+                layers.append(Dropout(dropout))
+        layers.append(Linear(sizes[-1], num_classes, **kw))
+        self.sequence = Sequential(*layers)
+
+    def forward(self, x: torch.Tensor, **kw) -> torch.Tensor:
+        """x: (N, D) -> scores: (N, C)"""
+        return self.sequence(x, **kw)
+
+    def backward(self, dout: torch.Tensor) -> torch.Tensor:
+        """dout: (N, C) -> dx: (N, D)"""
+        return self.sequence.backward(dout)
+
+    def params(self) -> list[tuple[torch.Tensor, torch.Tensor]]:
+        return self.sequence.params()
+
+    def train(self, mode: bool = True) -> "MLP":
+        super().train(mode)
+        self.sequence.train(mode)
+        return self
+
+    def __repr__(self) -> str:
+        return "MLP" + repr(self.sequence).removeprefix("Sequential")
