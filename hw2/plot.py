@@ -1,0 +1,70 @@
+"""Plots of training results; they read only plain data (FitResult or its JSON dict)."""
+from __future__ import annotations
+
+import itertools
+from collections.abc import Mapping
+
+import numpy as np
+
+__all__ = ["plot_fit"]
+
+_CURVES = ("train_loss", "train_acc", "test_loss", "test_acc")
+
+
+def _curves(fit_res) -> dict[str, list[float]]:
+    """The four per-epoch curves of a FitResult, a FitResult.to_dict(), or any mapping/object with them."""
+    get = fit_res.get if isinstance(fit_res, Mapping) else lambda name: getattr(fit_res, name, None)
+    curves = {}
+    for name in _CURVES:
+        values = get(name)
+        if values is None:
+            raise TypeError(f"plot_fit needs a FitResult or a dict with {', '.join(_CURVES)}; "
+                            f"{type(fit_res).__name__} has no {name!r}")
+        curves[name] = [float(v) for v in values]
+    return curves
+
+
+def plot_fit(fit_res, fig=None, log_loss: bool = False, legend: str | None = None):
+    """Plot a FitResult as a 2x2 grid: rows train/test, columns loss/accuracy.
+
+    fit_res: a ``hw2.training.FitResult`` or its ``to_dict()`` (one value per epoch).
+    fig: a figure returned by an earlier call; the curves are added to it, so
+        several runs overlay (a run plotted again under the same legend label
+        replaces its old curves).
+    log_loss: plot the losses on a log scale.
+    legend: the label of this run in the legends.
+
+    Returns (fig, axes) with axes a length-4 array in the order
+    train_loss, train_acc, test_loss, test_acc.
+    """
+    import matplotlib.pyplot as plt
+
+    curves = _curves(fit_res)
+    if fig is None:
+        fig, axes = plt.subplots(nrows=2, ncols=2, figsize=(12, 8), sharex="col")
+        axes = axes.reshape(-1)
+    else:
+        if len(fig.axes) != 4:
+            raise ValueError(f"fig must come from plot_fit (4 axes), it has {len(fig.axes)}")
+        axes = np.array(fig.axes)
+    if legend is not None:  # re-plotting a run replaces it
+        for ax in axes:
+            for line in list(ax.lines):
+                if line.get_label() == legend:
+                    line.remove()
+
+    for ax, (split, metric) in zip(axes, itertools.product(("train", "test"), ("loss", "acc"))):
+        values = curves[f"{split}_{metric}"]
+        ax.plot(np.arange(1, len(values) + 1), values, label=legend)
+        ax.set_title(f"{split}_{metric}")
+        ax.set_xlabel("Epoch #")
+        if metric == "loss":
+            ax.set_ylabel("Loss (log)" if log_loss else "Loss")
+            if log_loss:
+                ax.set_yscale("log")
+        else:
+            ax.set_ylabel("Accuracy (%)")
+        if any(not line.get_label().startswith("_") for line in ax.lines):
+            ax.legend()
+        ax.grid(True)
+    return fig, axes
