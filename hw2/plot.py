@@ -68,3 +68,52 @@ def plot_fit(fit_res, fig=None, log_loss: bool = False, legend: str | None = Non
             ax.legend()
         ax.grid(True)
     return fig, axes
+
+
+# ---------------------------------------------------------------------------
+# Experiment results (the JSON files of hw2.experiments)
+# ---------------------------------------------------------------------------
+
+def _run_label(config: Mapping) -> str:
+    """``L8_K64`` (or ``L2_K64-128-256``) from a result file's config."""
+    ks = "-".join(str(k) for k in config.get("filters_per_layer", []))
+    return f"L{config.get('layers_per_block', '?')}_K{ks}"
+
+
+def _run_sort_key(config: Mapping):
+    return (list(config.get("filters_per_layer", [])), config.get("layers_per_block", 0))
+
+
+def plot_exp_results(pattern: str, results_dir=None, log_loss: bool = False, fig=None):
+    """Overlay the curves of every result file matching a glob pattern.
+
+    pattern: a file-name glob inside ``results_dir``, e.g. ``"exp1_1_L*_K32.json"``
+        (``.json`` is appended when missing).
+    results_dir: folder of the result files; default
+        :func:`hw2.experiments.results_dir` (``$HW2_RESULTS_DIR`` or ``<repo>/results``).
+    log_loss, fig: as for :func:`plot_fit`.
+
+    Each run is labelled ``L<L>_K<k1>-<k2>...`` from its config; runs are
+    ordered by K, then L. Returns ``(fig, axes)``, or None after printing a
+    plain message when no file matches. A corrupt file raises an error naming it.
+    """
+    from pathlib import Path
+
+    from hw2.experiments import load_experiment, results_dir as default_results_dir
+
+    folder = Path(results_dir) if results_dir is not None else default_results_dir()
+    if not pattern.endswith(".json"):
+        pattern += ".json"
+    files = sorted(folder.glob(pattern))
+    if not files:
+        print(f"No result files match {pattern!r} in {folder}.")
+        return None
+    runs = [load_experiment(path) for path in files]
+    runs.sort(key=lambda run: _run_sort_key(run[0]))
+    axes = None
+    for config, fit_res in runs:
+        fig, axes = plot_fit(fit_res, fig=fig, log_loss=log_loss, legend=_run_label(config))
+    return fig, axes
+
+
+__all__.append("plot_exp_results")
