@@ -1,0 +1,129 @@
+"""Sphinx glue for the book's website (loaded through ``sphinx.local_extensions``).
+
+Four jobs:
+
+* **MathJax served with the book.** Jupyter Book 1.x loads MathJax 3 from a
+  CDN by default; the site must also work offline (and the browser suite runs
+  offline). ``mathjax_path`` in ``_config.yml`` names a file under
+  ``_static/mathjax/``; this extension copies MathJax's ``es5`` tree there from
+  the pip package ``django-static-mathjax`` (a plain copy of the ``mathjax``
+  npm package, no Django needed; it is in the ``dev`` extras).
+* **Colab opens notebooks, not MyST Markdown.** The theme's Colab button points
+  at the chapter's ``.md`` source, which Colab cannot open. The Pages workflow
+  publishes every chapter converted to ``.ipynb`` on the branch named by
+  ``hw2_notebooks_branch``; the Colab button is pointed there.
+* **No console errors.** sphinx-thebe registers its configuration script twice
+  (``const THEBE_JS_URL`` declared twice: an uncaught SyntaxError on every
+  page), so identical scripts are dropped from each page; and the theme's
+  light/dark mode gets an explicit default (``auto``; an empty one logs
+  "Got invalid theme mode" on every first visit).
+
+The browser suite ``tests/site/test_site.py`` checks all of this on the built site.
+"""
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+from sphinx.application import Sphinx
+from sphinx.errors import ExtensionError
+from sphinx.util import logging
+
+LOGGER = logging.getLogger(__name__)
+PREFIX = "mathjax/"
+# Alternative single-file bundles we do not load (about 13 MB together).
+_UNUSED_BUNDLES = {
+    "mml-chtml.js", "mml-svg.js", "tex-chtml.js", "tex-chtml-full.js",
+    "tex-chtml-full-speech.js", "tex-mml-svg.js", "tex-svg.js", "tex-svg-full.js",
+    "node-main.js", "startup.js",
+}
+
+
+def mathjax_es5_dir() -> Path:
+    """The ``es5`` folder of the MathJax copy installed by ``django-static-mathjax``."""
+    try:
+        import mathjax  # the package django-static-mathjax installs
+    except ImportError as exc:  # pragma: no cover - message for a broken install
+        raise ExtensionError(
+            "MathJax is served with the book from the pip package "
+            "'django-static-mathjax', which is not installed: run "
+            "`pip install -e '.[dev]'` (or `make book`)."
+        ) from exc
+    es5 = Path(mathjax.__file__).resolve().parent / "static" / "mathjax" / "es5"
+    if not (es5 / "tex-mml-chtml.js").is_file():
+        raise ExtensionError(f"no MathJax es5 build found under {es5}")
+    return es5
+
+
+def _check_config(app: Sphinx, config) -> None:
+    path = config.mathjax_path
+    if "://" in path:
+        LOGGER.warning(
+            "mathjax_path %s loads MathJax from the network; the site is meant to "
+            "serve its own copy (mathjax/tex-mml-chtml.js)", path, type="hw2", subtype="mathjax")
+    elif path.startswith(PREFIX):
+        name = path[len(PREFIX):]
+        if not (mathjax_es5_dir() / name).is_file():
+            raise ExtensionError(f"mathjax_path {path}: MathJax has no file {name}")
+
+
+def _copy_mathjax(app: Sphinx, exception) -> None:
+    if exception is not None or app.builder.format != "html":
+        return
+    if not app.config.mathjax_path.startswith(PREFIX):
+        return
+    dest = Path(app.outdir) / "_static" / "mathjax"
+    if dest.exists():
+        shutil.rmtree(dest)
+
+    def ignore(folder, names):
+        top = Path(folder) == mathjax_es5_dir()
+        return [n for n in names if top and n in _UNUSED_BUNDLES or n.endswith(".map")]
+
+    shutil.copytree(mathjax_es5_dir(), dest, ignore=ignore)
+
+
+def _colab_to_notebooks_branch(app: Sphinx, pagename, templatename, context, doctree) -> None:
+    branch = app.config.hw2_notebooks_branch
+    if not branch:
+        return
+    for group in context.get("header_buttons", []):
+        for button in group.get("buttons", []) if isinstance(group, dict) else []:
+            url = button.get("url", "")
+            if button.get("text") == "Colab" and "/blob/" in url:
+                head, tail = url.split("/blob/", 1)
+                path = tail.split("/", 1)[1]
+                if path.endswith(".md"):
+                    path = path[: -len(".md")] + ".ipynb"
+                button["url"] = f"{head}/blob/{branch}/{path}"
+
+
+def _theme_defaults(app: Sphinx, config) -> None:
+    # pydata-sphinx-theme reads the mode from the HTML context, not a theme option.
+    if not config.html_context.get("default_mode"):
+        config.html_context["default_mode"] = "auto"
+
+
+def _drop_duplicate_scripts(app: Sphinx, pagename, templatename, context, doctree) -> None:
+    scripts = context.get("script_files")
+    if not scripts:
+        return
+    unique, seen = [], set()
+    for js in scripts:
+        # Inline scripts are registered with filename None or '' (same script twice).
+        key = (js.filename or "", tuple(sorted(js.attributes.items())))
+        if key not in seen:
+            seen.add(key)
+            unique.append(js)
+    context["script_files"] = unique
+
+
+def setup(app: Sphinx) -> dict:
+    app.add_config_value("hw2_notebooks_branch", "", "html")
+    app.connect("config-inited", _check_config)
+    app.connect("config-inited", _theme_defaults)
+    app.connect("html-page-context", _drop_duplicate_scripts, priority=900)
+    # After sphinx-book-theme's own html-page-context handler (priority 500).
+    app.connect("html-page-context", _colab_to_notebooks_branch, priority=900)
+    app.connect("build-finished", _copy_mathjax)
+    return {"parallel_read_safe": True, "parallel_write_safe": True, "version": "1"}

@@ -1,0 +1,229 @@
+"""The built site, as a reader meets it: every page opened in headless Chromium.
+
+For every page of the table of contents (and the search page) this checks
+that the page loads (HTTP 200); that the browser reports no console error, no
+uncaught exception and no failed request (nothing is filtered: the site must
+not need the network, so MathJax and fonts are served with it); that MathJax
+rendered every formula (each ``.math`` element holds an ``mjx-container``, and
+there is no ``mjx-merror`` or red undefined-macro text); that every image has
+pixels (non-zero ``naturalWidth``) and every figure holds one; and that every
+same-origin link resolves (HTTP 200, and a ``#fragment`` names an id on the
+target page). A full-page screenshot of each page goes to ``_build/screenshots``.
+Finally the search page must find "backpropagation".
+
+Run after the book build::
+
+    .venv/bin/python -m pytest tests/site/test_site.py          # _build/html
+    HW2_SITE_DIR=/tmp/out/_build/html .venv/bin/python -m pytest tests/site/test_site.py
+
+Needs Debian's ``chromium`` (``/usr/bin/chromium``, or ``$HW2_CHROMIUM``) and the
+``playwright`` Python package (no ``playwright install``: the system browser is used).
+"""
+from __future__ import annotations
+
+import html.parser
+import os
+import shutil
+import urllib.error
+import urllib.parse
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+CHROMIUM = os.environ.get("HW2_CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+]
+TIMEOUT_MS = 60_000
+SEARCH_TERM = "backpropagation"
+
+
+@pytest.fixture(scope="session")
+def browser():
+    if not (os.path.isfile(CHROMIUM) and os.access(CHROMIUM, os.X_OK)):
+        pytest.skip(f"Chromium is not installed ({CHROMIUM} missing): "
+                    "`apt-get install chromium`, or set HW2_CHROMIUM to a Chromium binary")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
+        try:
+            yield browser
+        finally:
+            browser.close()
+
+
+class _Page:
+    """A browser tab that records every error the page produces."""
+
+    def __init__(self, browser, base_url: str):
+        self.base_url = base_url
+        self.context = browser.new_context(viewport={"width": 1280, "height": 900})
+        self.tab = self.context.new_page()
+        self.tab.set_default_timeout(TIMEOUT_MS)
+        self.errors: list[str] = []
+        self.tab.on("console", self._on_console)
+        self.tab.on("pageerror", lambda exc: self.errors.append(f"uncaught exception: {exc}"))
+        self.tab.on("requestfailed", lambda req: self.errors.append(
+            f"request failed: {req.url} ({req.failure})"))
+        self.tab.on("response", self._on_response)
+
+    def _on_console(self, msg):
+        if msg.type in ("error", "assert"):
+            self.errors.append(f"console {msg.type}: {msg.text} [{msg.location.get('url', '')}]")
+
+    def _on_response(self, resp):
+        if resp.status >= 400:
+            self.errors.append(f"HTTP {resp.status}: {resp.url}")
+
+    def close(self):
+        self.context.close()
+
+
+@pytest.fixture
+def tab(browser, site_url):
+    page = _Page(browser, site_url)
+    yield page
+    page.close()
+
+
+# --- internal links -------------------------------------------------------------------
+
+class _Anchors(html.parser.HTMLParser):
+    def __init__(self):
+        super().__init__()
+        self.ids: set[str] = set()
+
+    def handle_starttag(self, tag, attrs):
+        for key, value in attrs:
+            if key == "id" or (key == "name" and tag == "a"):
+                self.ids.add(value)
+
+
+_fetched: dict[str, tuple[int, set[str] | None]] = {}
+
+
+def _fetch(url: str) -> tuple[int, set[str] | None]:
+    """HTTP status of a same-origin URL (query kept) and, for HTML, the ids on it."""
+    if url not in _fetched:
+        try:
+            with urllib.request.urlopen(url, timeout=30) as resp:
+                status, body = resp.status, resp.read()
+                ctype = resp.headers.get("Content-Type", "")
+        except urllib.error.HTTPError as err:
+            status, body, ctype = err.code, b"", ""
+        ids = None
+        if status == 200 and "html" in ctype:
+            parser = _Anchors()
+            parser.feed(body.decode("utf-8", "replace"))
+            ids = parser.ids
+        _fetched[url] = (status, ids)
+    return _fetched[url]
+
+
+def _broken_links(hrefs: list[str], base_url: str) -> list[str]:
+    broken = []
+    origin = urllib.parse.urlsplit(base_url).netloc
+    for href in sorted(set(hrefs)):
+        parts = urllib.parse.urlsplit(href)
+        if parts.scheme not in ("http", "https") or parts.netloc != origin:
+            continue
+        target = urllib.parse.urlunsplit((parts.scheme, parts.netloc, parts.path, parts.query, ""))
+        status, ids = _fetch(target)
+        if status != 200:
+            broken.append(f"{href}: HTTP {status}")
+        elif parts.fragment and ids is not None:
+            fragment = urllib.parse.unquote(parts.fragment)
+            if fragment not in ids:
+                broken.append(f"{href}: no element with id '{fragment}' on {parts.path}")
+    return broken
+
+
+# --- the checks -------------------------------------------------------------------------
+
+_MATH_REPORT = """
+async () => {
+  const maths = Array.from(document.querySelectorAll('.math'));
+  const out = {count: maths.length, loaded: false, unrendered: [], errors: [], undefined: []};
+  if (window.MathJax && MathJax.startup && MathJax.startup.promise) {
+    await MathJax.startup.promise;
+    out.loaded = true;
+  }
+  if (!maths.length && !out.loaded) return out;
+  const snippet = el => (el.getAttribute('data-latex') || el.textContent || '').trim().slice(0, 120);
+  for (const el of maths) {
+    if (!el.querySelector('mjx-container')) out.unrendered.push(snippet(el));
+  }
+  for (const err of document.querySelectorAll('mjx-merror')) {
+    const box = err.closest('.math') || err.closest('mjx-container');
+    out.errors.push((err.getAttribute('data-mjx-error') || err.textContent || '').trim() +
+                    ' in: ' + (box ? snippet(box) : '?'));
+  }
+  // An undefined macro (with MathJax's noundefined extension) is drawn as red text, no merror.
+  for (const t of document.querySelectorAll('mjx-container mjx-mtext')) {
+    const color = getComputedStyle(t).color;
+    if (t.textContent.trim().startsWith('\\\\') && color === 'rgb(255, 0, 0)')
+      out.undefined.push(t.textContent.trim());
+  }
+  return out;
+}
+"""
+
+_IMAGE_REPORT = """
+async () => {
+  const imgs = Array.from(document.querySelectorAll('img'));
+  for (const img of imgs) img.loading = 'eager';
+  await Promise.all(imgs.map(img => img.complete ? null : new Promise(res => {
+    img.addEventListener('load', res, {once: true});
+    img.addEventListener('error', res, {once: true});
+    setTimeout(res, 30000);
+  })));
+  const empty = imgs.filter(img => !(img.naturalWidth > 0))
+                    .map(img => img.getAttribute('src') || '(no src)');
+  const figures = Array.from(document.querySelectorAll('figure, div.figure'));
+  const bare = figures.filter(f => !f.querySelector('img, svg, canvas, object, video'))
+                      .map(f => f.id || (f.textContent || '').trim().slice(0, 80));
+  return {images: imgs.length, empty, figures: figures.length, bare};
+}
+"""
+
+
+def _screenshot_name(page: str) -> str:
+    return page.replace("/", "__").removesuffix(".html") + ".png"
+
+
+def test_page(tab, page, site_url, screenshots_dir):
+    url = urllib.parse.urljoin(site_url, page)
+    response = tab.tab.goto(url, wait_until="load")
+    assert response is not None and response.status == 200, f"{page}: HTTP {response and response.status}"
+
+    math = tab.tab.evaluate(_MATH_REPORT)
+    images = tab.tab.evaluate(_IMAGE_REPORT)
+    tab.tab.wait_for_load_state("networkidle")
+    hrefs = tab.tab.eval_on_selector_all("a[href]", "els => els.map(a => a.href)")
+    tab.tab.screenshot(path=str(screenshots_dir / _screenshot_name(page)), full_page=True)
+
+    problems = list(tab.errors)
+    if math["count"] and not math["loaded"]:
+        problems.append(f"{math['count']} formulas but MathJax did not start")
+    problems += [f"formula not rendered by MathJax: {s!r}" for s in math["unrendered"]]
+    problems += [f"MathJax error: {s}" for s in math["errors"]]
+    problems += [f"undefined TeX macro: {s}" for s in math["undefined"]]
+    problems += [f"image without pixels: {s}" for s in images["empty"]]
+    problems += [f"figure without an image: {s!r}" for s in images["bare"]]
+    problems += [f"broken link: {s}" for s in _broken_links(hrefs, site_url)]
+    assert not problems, f"{page}:\n  " + "\n  ".join(problems)
+
+
+def test_search_finds_backpropagation(tab, site_url):
+    url = urllib.parse.urljoin(site_url, f"search.html?q={SEARCH_TERM}")
+    response = tab.tab.goto(url, wait_until="load")
+    assert response is not None and response.status == 200
+    # Sphinx's searchtools fills #search-results and then writes a summary line.
+    tab.tab.wait_for_selector("#search-results p.search-summary", timeout=TIMEOUT_MS)
+    hits = tab.tab.eval_on_selector_all(
+        "#search-results ul.search li a", "els => els.map(a => a.textContent.trim())")
+    assert hits, f"search for {SEARCH_TERM!r} found nothing"
+    assert not tab.errors, "\n".join(tab.errors)
