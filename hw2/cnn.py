@@ -1,0 +1,636 @@
+"""Convolutional and residual classifiers built from ``torch.nn`` blocks.
+
+Part 3 of the book. Unlike :mod:`hw2.layers`, these models use PyTorch's own
+layers and autograd: the point here is architecture, not backpropagation.
+
+- :class:`ConvClassifier`: ``[(CONV→ACT)×P → POOL]×(N/P) → (FC→ACT)×M → FC``.
+- :class:`ResidualBlock`, :class:`ResidualBottleneckBlock`: the building
+  blocks of residual networks {cite}`he2016deep`.
+- :class:`ResNetClassifier`: the same layout as ``ConvClassifier`` with every
+  ``P`` convolutions wrapped in one residual block.
+- :class:`YourCodeNet`: the book's own architecture for experiment 2.
+
+Feature-map sizes are computed from the layer configuration with the
+closed-form output-size formula (:func:`conv_output_size`), so a configuration
+whose maps would shrink to nothing is rejected when the model is built, with
+the offending layer named, rather than failing somewhere inside training.
+"""
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import torch
+from torch import Tensor, nn
+
+__all__ = [
+    "ACTIVATIONS",
+    "POOLINGS",
+    "conv_output_size",
+    "feature_map_shape",
+    "ConvClassifier",
+    "ResidualBlock",
+    "ResidualBottleneckBlock",
+    "ResNetClassifier",
+    "YourCodeNet",
+]
+
+# Names accepted by ``activation_type`` and ``pooling_type``.
+ACTIVATIONS: dict[str, type[nn.Module]] = {
+    "relu": nn.ReLU,
+    "lrelu": nn.LeakyReLU,
+    "gelu": nn.GELU,
+    "tanh": nn.Tanh,
+    "sigmoid": nn.Sigmoid,
+}
+POOLINGS: dict[str, type[nn.Module]] = {
+    "max": nn.MaxPool2d,
+    "avg": nn.AvgPool2d,
+}
+
+# Defaults that explicit ``conv_params`` / ``pooling_params`` override key by key.
+DEFAULT_CONV_PARAMS = dict(kernel_size=3, padding=1)
+DEFAULT_POOLING_PARAMS = dict(kernel_size=2)
+
+
+# --------------------------------------------------------------------------
+# Argument checks and small factories
+# --------------------------------------------------------------------------
+
+def _activation(activation_type: str, activation_params: dict) -> nn.Module:
+    if activation_type not in ACTIVATIONS:
+        raise ValueError(
+            f"unknown activation_type {activation_type!r}; "
+            f"supported: {', '.join(map(repr, ACTIVATIONS))}"
+        )
+    return ACTIVATIONS[activation_type](**activation_params)
+
+
+def _check_pooling_type(pooling_type: str) -> None:
+    if pooling_type not in POOLINGS:
+        raise ValueError(
+            f"unknown pooling_type {pooling_type!r}; "
+            f"supported: {', '.join(map(repr, POOLINGS))}"
+        )
+
+
+def _is_positive_int(value) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value > 0
+
+
+def _check_in_size(in_size) -> tuple[int, int, int]:
+    if (
+        isinstance(in_size, (str, bytes))
+        or not isinstance(in_size, Sequence)
+        or len(in_size) != 3
+        or not all(_is_positive_int(v) for v in in_size)
+    ):
+        raise ValueError(f"in_size must be (channels, height, width) of positive ints, got {in_size!r}")
+    return tuple(in_size)
+
+
+def _check_positive_ints(name: str, values, allow_empty: bool) -> list[int]:
+    if isinstance(values, (str, bytes)) or not isinstance(values, Sequence):
+        raise ValueError(f"{name} must be a list of positive ints, got {values!r}")
+    values = list(values)
+    if not values and not allow_empty:
+        raise ValueError(f"{name} must not be empty")
+    bad = [v for v in values if not _is_positive_int(v)]
+    if bad:
+        raise ValueError(f"{name} must hold positive ints; bad entries: {bad!r}")
+    return values
+
+
+def _pair(value) -> tuple[int, int]:
+    return tuple(value) if isinstance(value, (tuple, list)) else (value, value)
+
+
+# --------------------------------------------------------------------------
+# Feature-map sizes, in closed form
+# --------------------------------------------------------------------------
+
+def conv_output_size(size: int, kernel_size: int, stride: int = 1, padding: int = 0,
+                     dilation: int = 1, ceil_mode: bool = False) -> int:
+    """Output length along one spatial axis of a convolution or pooling window.
+
+    A window of ``kernel_size`` taps spaced ``dilation`` apart spans
+    ``d(k−1)+1`` input positions; sliding it with step ``s`` over the padded
+    input of length ``H + 2p`` fits
+
+        H_out = ⌊(H + 2p − d(k−1) − 1) / s⌋ + 1
+
+    positions (the formula of ``nn.Conv2d`` / ``nn.MaxPool2d``). With
+    ``ceil_mode`` the division rounds up, except that a last window starting
+    beyond the input and its left padding is dropped (PyTorch's rule).
+    The result may be ≤ 0: the caller decides what a vanished map means.
+    """
+    span = size + 2 * padding - dilation * (kernel_size - 1) - 1
+    if span < 0:
+        return 0
+    if not ceil_mode:
+        return span // stride + 1
+    out = -(-span // stride) + 1
+    if (out - 1) * stride >= size + padding:
+        out -= 1
+    return out
+
+
+def _layer_output_hw(layer: nn.Module, h: int, w: int) -> tuple[int, int]:
+    """Spatial size after one layer (convs and poolings; others keep the size)."""
+    if isinstance(layer, nn.Conv2d):
+        if layer.padding == "same":
+            return h, w
+        padding = (0, 0) if layer.padding == "valid" else layer.padding
+        return tuple(
+            conv_output_size(n, k, s, p, d)
+            for n, k, s, p, d in zip((h, w), layer.kernel_size, layer.stride, padding, layer.dilation)
+        )
+    if isinstance(layer, (nn.MaxPool2d, nn.AvgPool2d)):
+        kernel, stride, padding = _pair(layer.kernel_size), _pair(layer.stride or layer.kernel_size), _pair(layer.padding)
+        dilation = _pair(getattr(layer, "dilation", 1))
+        return tuple(
+            conv_output_size(n, k, s, p, d, layer.ceil_mode)
+            for n, k, s, p, d in zip((h, w), kernel, stride, padding, dilation)
+        )
+    if isinstance(layer, (nn.AdaptiveAvgPool2d, nn.AdaptiveMaxPool2d)):
+        out = _pair(layer.output_size)
+        return (out[0] or h, out[1] or w)
+    if isinstance(layer, (ResidualBlock, _Stage)):
+        return layer.output_hw(h, w)
+    return h, w
+
+
+def _out_channels(layer: nn.Module, channels: int) -> int:
+    if isinstance(layer, nn.Conv2d):
+        return layer.out_channels
+    if isinstance(layer, (ResidualBlock, _Stage)):
+        return layer.out_channels
+    return channels
+
+
+def feature_map_shape(layers: nn.Sequential, in_size: Sequence[int]) -> tuple[int, int, int]:
+    """``(channels, height, width)`` after ``layers``, computed from their configuration.
+
+    No forward pass is run. Raises ``ValueError`` naming the first layer (its
+    index in ``layers`` and its type) whose output map has no pixels left.
+    """
+    c, h, w = in_size
+    for index, layer in enumerate(layers):
+        new_h, new_w = _layer_output_hw(layer, h, w)
+        if new_h < 1 or new_w < 1:
+            raise ValueError(
+                f"feature map vanishes at layer {index} ({layer.__class__.__name__}: {layer}): "
+                f"input {h}×{w} -> output {max(new_h, 0)}×{max(new_w, 0)}; "
+                f"use fewer poolings (a larger pool_every), smaller strides or more padding"
+            )
+        c, h, w = _out_channels(layer, c), new_h, new_w
+    return c, h, w
+
+
+# --------------------------------------------------------------------------
+# The plain convolutional classifier
+# --------------------------------------------------------------------------
+
+class ConvClassifier(nn.Module):
+    """A VGG-style classifier: ``[(CONV→ACT)×P → POOL]×(N/P) → (FC→ACT)×M → FC``.
+
+    ``N = len(channels)`` convolutions; a pooling layer follows every ``P``-th
+    one. If ``P`` does not divide ``N``, the last ``N mod P`` convolutions come
+    without a pooling after them (as in the original assignment).
+
+    :param in_size: ``(C, H, W)`` of one input image; inputs are ``(B, C, H, W)``.
+    :param out_classes: number of class scores produced, output ``(B, out_classes)``.
+    :param channels: output channels of each convolution (length ``N``).
+    :param pool_every: ``P``, convolutions between poolings.
+    :param hidden_dims: widths of the hidden fully connected layers (length ``M``, may be empty).
+    :param conv_params: ``nn.Conv2d`` keyword arguments; default 3×3 with padding 1
+        (given keys override the default ones).
+    :param activation_type: one of :data:`ACTIVATIONS` ('relu', 'lrelu', ...).
+    :param activation_params: keyword arguments of the activation (e.g. ``negative_slope``).
+    :param pooling_type: 'max' or 'avg'.
+    :param pooling_params: pooling keyword arguments; default a 2×2 window (stride = window).
+    """
+
+    def __init__(self, in_size, out_classes: int, channels: Sequence[int], pool_every: int,
+                 hidden_dims: Sequence[int], conv_params: dict = {}, activation_type: str = "relu",
+                 activation_params: dict = {}, pooling_type: str = "max", pooling_params: dict = {}):
+        super().__init__()
+        self.in_size = _check_in_size(in_size)
+        if not _is_positive_int(out_classes):
+            raise ValueError(f"out_classes must be a positive int, got {out_classes!r}")
+        self.out_classes = out_classes
+        self.channels = _check_positive_ints("channels", channels, allow_empty=False)
+        if not _is_positive_int(pool_every):
+            raise ValueError(f"pool_every must be a positive int, got {pool_every!r}")
+        self.pool_every = pool_every
+        self.hidden_dims = _check_positive_ints("hidden_dims", hidden_dims, allow_empty=True)
+        # Copies: the mutable default arguments are never modified.
+        self.conv_params = {**DEFAULT_CONV_PARAMS, **conv_params}
+        _activation(activation_type, activation_params)  # fail early on a bad name
+        self.activation_type = activation_type
+        self.activation_params = dict(activation_params)
+        _check_pooling_type(pooling_type)
+        self.pooling_type = pooling_type
+        self.pooling_params = {**DEFAULT_POOLING_PARAMS, **pooling_params}
+
+        self.feature_extractor = self._make_feature_extractor()
+        self.classifier = self._make_classifier()
+
+    def _make_activation(self) -> nn.Module:
+        return _activation(self.activation_type, self.activation_params)
+
+    def _make_pooling(self) -> nn.Module:
+        return POOLINGS[self.pooling_type](**self.pooling_params)
+
+    def _make_feature_extractor(self) -> nn.Sequential:
+        """``[(CONV→ACT)×P → POOL]×(N/P)``, then ``(CONV→ACT)×(N mod P)``."""
+        layers = []
+        in_channels = self.in_size[0]
+        for i, out_channels in enumerate(self.channels):
+            layers.append(nn.Conv2d(in_channels, out_channels, **self.conv_params))
+            layers.append(self._make_activation())
+            if (i + 1) % self.pool_every == 0:
+                layers.append(self._make_pooling())
+            in_channels = out_channels
+        return nn.Sequential(*layers)
+
+    def _n_features(self) -> int:
+        """Number of features entering the classifier: ``C·H·W`` of the last feature map.
+
+        Computed layer by layer with the output-size formula (no dummy forward
+        pass); raises ``ValueError`` naming the layer where the map vanishes.
+        """
+        c, h, w = feature_map_shape(self.feature_extractor, self.in_size)
+        return c * h * w
+
+    def _make_classifier(self) -> nn.Sequential:
+        """``(FC→ACT)×M → FC`` on the flattened feature map."""
+        layers = []
+        in_features = self._n_features()
+        for width in self.hidden_dims:
+            layers += [nn.Linear(in_features, width), self._make_activation()]
+            in_features = width
+        layers.append(nn.Linear(in_features, self.out_classes))
+        return nn.Sequential(*layers)
+
+    def forward(self, x: Tensor) -> Tensor:
+        """``x``: ``(B, C, H, W)`` → class scores ``(B, out_classes)``."""
+        features = self.feature_extractor(x)                # (B, C', H', W')
+        return self.classifier(features.flatten(start_dim=1))  # (B, out_classes)
+
+
+# --------------------------------------------------------------------------
+# Residual blocks
+# --------------------------------------------------------------------------
+
+class ResidualBlock(nn.Module):
+    """``out = act(main_path(x) + shortcut_path(x))`` {cite}`he2016deep`.
+
+    The main path is a chain of convolutions with 'same' padding (so odd
+    kernel sizes only), and ``Dropout2d → BatchNorm2d → activation`` between
+    consecutive convolutions (not after the last one; each part only when
+    requested). Its convolutions keep their biases, as ``nn.Conv2d`` does by
+    default. The shortcut is the identity (an empty ``nn.Sequential``) when the
+    block keeps the number of channels, and a bias-free 1×1 convolution that
+    projects ``in_channels → channels[-1]`` otherwise.
+
+    :param in_channels: channels of the input ``(B, in_channels, H, W)``.
+    :param channels: output channels of each main-path convolution; the block
+        outputs ``(B, channels[-1], H, W)``.
+    :param kernel_sizes: odd kernel size of each main-path convolution.
+    :param batchnorm: insert ``BatchNorm2d`` between convolutions.
+    :param dropout: ``Dropout2d`` probability between convolutions (0 = none).
+    """
+
+    def __init__(self, in_channels: int, channels: Sequence[int], kernel_sizes: Sequence[int],
+                 batchnorm: bool = False, dropout: float = 0.0, activation_type: str = "relu",
+                 activation_params: dict = {}):
+        super().__init__()
+        if not _is_positive_int(in_channels):
+            raise ValueError(f"in_channels must be a positive int, got {in_channels!r}")
+        channels = _check_positive_ints("channels", channels, allow_empty=False)
+        kernel_sizes = _check_positive_ints("kernel_sizes", kernel_sizes, allow_empty=False)
+        if len(channels) != len(kernel_sizes):
+            raise ValueError(
+                f"channels and kernel_sizes must have the same length, got {len(channels)} and {len(kernel_sizes)}"
+            )
+        even = [k for k in kernel_sizes if k % 2 == 0]
+        if even:
+            raise ValueError(
+                f"kernel sizes must be odd so that 'same' padding (k-1)/2 keeps the map size; "
+                f"got even kernel sizes {even} in {kernel_sizes}"
+            )
+        if not 0.0 <= dropout < 1.0:
+            raise ValueError(f"dropout must be in [0, 1), got {dropout!r}")
+        self.in_channels = in_channels
+        self.out_channels = channels[-1]
+
+        main = []
+        c_in = in_channels
+        for i, (c_out, k) in enumerate(zip(channels, kernel_sizes)):
+            main.append(nn.Conv2d(c_in, c_out, kernel_size=k, padding=(k - 1) // 2))
+            if i < len(channels) - 1:  # between convolutions only
+                if dropout > 0:
+                    main.append(nn.Dropout2d(dropout))
+                if batchnorm:
+                    main.append(nn.BatchNorm2d(c_out))
+                main.append(_activation(activation_type, activation_params))
+            c_in = c_out
+        self.main_path = nn.Sequential(*main)
+
+        if in_channels == channels[-1]:
+            self.shortcut_path = nn.Sequential()  # identity
+        else:
+            self.shortcut_path = nn.Sequential(nn.Conv2d(in_channels, channels[-1], kernel_size=1, bias=False))
+        self.activation = _activation(activation_type, activation_params)
+
+    def output_hw(self, h: int, w: int) -> tuple[int, int]:
+        """'Same' padding with stride 1: the block keeps the spatial size."""
+        return h, w
+
+    def forward(self, x: Tensor) -> Tensor:
+        """``x``: ``(B, in_channels, H, W)`` → ``(B, channels[-1], H, W)``."""
+        out = self.main_path(x)
+        out = out + self.shortcut_path(x)
+        return self.activation(out)
+
+
+class ResidualBottleneckBlock(ResidualBlock):
+    """A residual block that works in a narrower space {cite}`he2016deep`.
+
+    ``in_out_channels → inner_channels[0]`` (1×1 down-projection), then the
+    inner convolutions ``inner_channels[0] → inner_channels[0] → … →
+    inner_channels[-1]`` with ``inner_kernel_sizes``, then
+    ``inner_channels[-1] → in_out_channels`` (1×1 up-projection). Input and
+    output have the same channels, so the shortcut is the identity. This is a
+    :class:`ResidualBlock` with ``channels = [inner[0], *inner, in_out]`` and
+    ``kernel_sizes = [1, *inner_kernel_sizes, 1]``: ``2 + len(inner_channels)``
+    convolutions. Keyword arguments go to :class:`ResidualBlock`.
+    """
+
+    def __init__(self, in_out_channels: int, inner_channels: Sequence[int],
+                 inner_kernel_sizes: Sequence[int], **kwargs):
+        inner_channels = _check_positive_ints("inner_channels", inner_channels, allow_empty=False)
+        inner_kernel_sizes = _check_positive_ints("inner_kernel_sizes", inner_kernel_sizes, allow_empty=False)
+        if len(inner_channels) != len(inner_kernel_sizes):
+            raise ValueError(
+                "inner_channels and inner_kernel_sizes must have the same length, "
+                f"got {len(inner_channels)} and {len(inner_kernel_sizes)}"
+            )
+        super().__init__(
+            in_channels=in_out_channels,
+            channels=[inner_channels[0], *inner_channels, in_out_channels],
+            kernel_sizes=[1, *inner_kernel_sizes, 1],
+            **kwargs,
+        )
+
+
+# --------------------------------------------------------------------------
+# The residual classifier
+# --------------------------------------------------------------------------
+
+class ResNetClassifier(ConvClassifier):
+    """``ConvClassifier``'s layout with every ``P`` convolutions in one residual block.
+
+    Feature extractor: ``[ResidualBlock(P convs) → POOL]×(N/P)``, then one
+    residual block of the remaining ``N mod P`` convolutions without a pooling
+    after it. All main-path convolutions are 3×3 with 'same' padding (so
+    ``conv_params`` is not accepted). The pooling is the one named by
+    ``pooling_type`` / ``pooling_params`` (max 2×2 by default), as in the
+    original assignment: the plain and the residual network then differ only
+    in their skip connections (and in batchnorm/dropout if requested), which is
+    the comparison experiment 1.4 makes.
+
+    With ``bottleneck=True`` a group of widths ``g = channels[i:i+P]`` becomes a
+    :class:`ResidualBottleneckBlock` when
+
+    1. it has at least 3 convolutions (two 1×1 projections and one inner conv),
+    2. its last width equals the block's input width (identity shortcut), and
+    3. ``g[0] == g[1]`` (the down-projection feeds the first inner conv at its width),
+
+    so that the block's convolutions have exactly the widths ``g``, with
+    kernels ``1, 3, …, 3, 1``: 256 input channels followed by the group
+    ``[64, 64, 256]`` is the bottleneck of ResNet-50. Every other group is an
+    ordinary :class:`ResidualBlock` of 3×3 convolutions.
+    """
+
+    def __init__(self, in_size, out_classes: int, channels: Sequence[int], pool_every: int,
+                 hidden_dims: Sequence[int], batchnorm: bool = False, dropout: float = 0.0,
+                 bottleneck: bool = False, **kwargs):
+        if kwargs.get("conv_params"):
+            raise ValueError(
+                "ResNetClassifier uses 3×3 convolutions with 'same' padding; "
+                f"conv_params is not supported (got {kwargs['conv_params']!r})"
+            )
+        kwargs.pop("conv_params", None)
+        self.batchnorm = batchnorm
+        self.dropout = dropout
+        self.bottleneck = bottleneck
+        super().__init__(in_size, out_classes, channels, pool_every, hidden_dims, **kwargs)
+
+    def _is_bottleneck_group(self, in_channels: int, group: list[int]) -> bool:
+        return (
+            self.bottleneck
+            and len(group) >= 3
+            and group[-1] == in_channels
+            and group[0] == group[1]
+        )
+
+    def _make_block(self, in_channels: int, group: list[int]) -> ResidualBlock:
+        common = dict(batchnorm=self.batchnorm, dropout=self.dropout,
+                      activation_type=self.activation_type, activation_params=self.activation_params)
+        if self._is_bottleneck_group(in_channels, group):
+            inner = group[1:-1]
+            return ResidualBottleneckBlock(in_channels, inner, [3] * len(inner), **common)
+        return ResidualBlock(in_channels, group, [3] * len(group), **common)
+
+    def _make_feature_extractor(self) -> nn.Sequential:
+        """``[ResidualBlock(P convs) → POOL]×(N/P)``, then a block of the ``N mod P`` rest."""
+        layers = []
+        in_channels = self.in_size[0]
+        P = self.pool_every
+        for start in range(0, len(self.channels), P):
+            group = self.channels[start:start + P]
+            layers.append(self._make_block(in_channels, group))
+            if len(group) == P:
+                layers.append(self._make_pooling())
+            in_channels = group[-1]
+        return nn.Sequential(*layers)
+
+
+# --------------------------------------------------------------------------
+# YourCodeNet: the book's architecture for experiment 2
+# --------------------------------------------------------------------------
+
+class ConvBN(nn.Sequential):
+    """``Conv(k×k, 'same', no bias) → BatchNorm2d``.
+
+    The convolution has no bias: the batchnorm's shift right after it would
+    make one redundant.
+    """
+
+    def __init__(self, in_channels: int, out_channels: int, kernel_size: int = 3):
+        super().__init__(
+            nn.Conv2d(in_channels, out_channels, kernel_size, padding=kernel_size // 2, bias=False),
+            nn.BatchNorm2d(out_channels),
+        )
+
+
+class BasicUnit(nn.Module):
+    """``act(x + body(x))`` with ``body = ConvBN → act → ConvBN`` (or one ConvBN).
+
+    The residual unit of torchvision's ``BasicBlock`` {cite}`he2016deep`; it
+    keeps the channels and the spatial size, so the skip is the identity.
+    With ``zero_init=True`` the last BatchNorm's scale starts at zero, so
+    ``body(x) = 0`` and the unit starts as ``act(x)`` (Goyal et al., 2017):
+    a deep stack of units starts shallow and grows into its depth.
+    """
+
+    def __init__(self, channels: int, n_convs: int, make_activation, zero_init: bool = True):
+        super().__init__()
+        body = []
+        for i in range(n_convs):
+            body.append(ConvBN(channels, channels))
+            if i < n_convs - 1:
+                body.append(make_activation())
+        self.body = nn.Sequential(*body)
+        self.activation = make_activation()
+        if zero_init:
+            nn.init.zeros_(self.body[-1][1].weight)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.activation(x + self.body(x))
+
+
+class _Stage(nn.Module):
+    """One resolution of :class:`YourCodeNet`.
+
+    ``Conv(in → widths[0]) → pool → BN → act``, then the remaining convs as
+    :class:`BasicUnit` s of two convs (one if their count is odd).
+    """
+
+    def __init__(self, in_channels: int, widths: list[int], pool: nn.Module | None,
+                 make_activation, zero_init_residual: bool):
+        super().__init__()
+        # 1. Transition: change width, then pool before normalising (airbench's
+        #    order): every later conv of the stage runs on a 4× smaller map.
+        self.transition = nn.Sequential(
+            nn.Conv2d(in_channels, widths[0], 3, padding=1, bias=False),
+            *([pool] if pool is not None else []),
+            nn.BatchNorm2d(widths[0]),
+            make_activation(),
+        )
+        # 2. The other convs in residual units of two (one if the count is
+        #    odd); a conv that changes the width gets no skip.
+        units, c = [], widths[0]
+        rest = widths[1:]
+        for i in range(0, len(rest), 2):
+            pair = rest[i:i + 2]
+            if all(w == c for w in pair):
+                units.append(BasicUnit(c, len(pair), make_activation, zero_init_residual))
+            else:
+                for w in pair:
+                    units += [ConvBN(c, w), make_activation()]
+                    c = w
+        self.units = nn.Sequential(*units)
+        self.out_channels = c
+
+    def output_hw(self, h: int, w: int) -> tuple[int, int]:
+        """Only the transition's pooling changes the size (the convs are 'same')."""
+        for layer in self.transition:
+            h, w = _layer_output_hw(layer, h, w)
+        return h, w
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.units(self.transition(x))
+
+
+class YourCodeNet(ConvClassifier):
+    """The book's architecture for experiment 2: a small, fast residual network.
+
+    Design (aim: the best CIFAR-10 accuracy per GPU-second at the widths of
+    experiment 2, ``K = [32, 64, 128]``, ``L = 3 … 12``; ideas from the fast
+    CIFAR-10 training scripts {cite}`jordan2024airbench` and ResNets
+    {cite}`he2016deep`):
+
+    1. **Stages.** ``channels`` is cut into stages of ``pool_every`` convs, as
+       ``ConvClassifier`` cuts it between poolings; the runner passes
+       ``P = L`` so each width ``K`` is one stage (32×32 → 16 → 8 → 4).
+       A trailing stage of ``N mod P`` convs has no pooling.
+    2. **Pool early.** Each stage starts with a transition conv that changes
+       the width, immediately followed by a 2×2 max-pool, then BatchNorm and
+       the activation (airbench's order). All other convs of the stage run on
+       the pooled map: a quarter of the FLOPs of pooling at the stage's end.
+    3. **Residual units with BatchNorm.** The stage's other convs form
+       :class:`BasicUnit` s, ``act(x + BN(conv(act(BN(conv(x))))))``, with
+       identity skips, so depth ``L = 12`` (36 convs) trains as easily as
+       ``L = 3`` {cite}`he2016deep` {cite}`ioffe2015batch`. Convs have no bias
+       (BN follows). The last BN of each unit starts with zero scale, so every
+       unit starts as (almost) the identity (``zero_init_residual``).
+    4. **Global-average-pool head.** The last map is averaged per channel
+       (no large flatten layer: the head's size does not depend on the input
+       size) then ``(FC→act)×M → FC`` with ``hidden_dims``, and an optional
+       dropout before each FC layer.
+    5. **Width multiplier.** ``width`` scales every entry of ``channels``
+       (rounded to a multiple of 8, which tensor cores like); 1 keeps the
+       widths of experiment 2.
+
+    Same constructor as :class:`ConvClassifier`, minus ``conv_params`` (3×3
+    convs throughout), plus ``dropout``, ``width`` and ``zero_init_residual``.
+    The default activation is GELU, as in airbench.
+    """
+
+    def __init__(self, in_size, out_classes: int, channels: Sequence[int], pool_every: int,
+                 hidden_dims: Sequence[int], activation_type: str = "gelu", activation_params: dict = {},
+                 pooling_type: str = "max", pooling_params: dict = {}, *, dropout: float = 0.0,
+                 width: float = 1.0, zero_init_residual: bool = True, conv_params: dict = {}):
+        if conv_params:
+            raise ValueError(f"YourCodeNet uses 3×3 convolutions; conv_params is not supported (got {conv_params!r})")
+        if not 0.0 <= dropout < 1.0:
+            raise ValueError(f"dropout must be in [0, 1), got {dropout!r}")
+        if not (isinstance(width, (int, float)) and width > 0):
+            raise ValueError(f"width must be a positive number, got {width!r}")
+        self.dropout = dropout
+        self.width = width
+        self.zero_init_residual = zero_init_residual
+        channels = _check_positive_ints("channels", channels, allow_empty=False)
+        if width != 1.0:
+            channels = [max(8, 8 * round(c * width / 8)) for c in channels]
+        super().__init__(in_size, out_classes, channels, pool_every, hidden_dims,
+                         activation_type=activation_type, activation_params=activation_params,
+                         pooling_type=pooling_type, pooling_params=pooling_params)
+
+    def _make_feature_extractor(self) -> nn.Sequential:
+        """One :class:`_Stage` per ``pool_every`` convs (the trailing rest without a pool)."""
+        stages = []
+        in_channels = self.in_size[0]
+        P = self.pool_every
+        for start in range(0, len(self.channels), P):
+            widths = self.channels[start:start + P]
+            pool = self._make_pooling() if len(widths) == P else None
+            stages.append(_Stage(in_channels, widths, pool, self._make_activation,
+                                 self.zero_init_residual))
+            in_channels = stages[-1].out_channels
+        return nn.Sequential(*stages)
+
+    def _n_features(self) -> int:
+        # Check that no map vanishes; the global average pool then leaves C features.
+        c, _, _ = feature_map_shape(self.feature_extractor, self.in_size)
+        return c
+
+    def _make_classifier(self) -> nn.Sequential:
+        """Global average pool → flatten, then ``(Dropout→FC→act)×M → Dropout→FC``."""
+        layers = [nn.AdaptiveAvgPool2d(1), nn.Flatten()]  # (B, C, H, W) -> (B, C)
+        in_features = self._n_features()
+        for i, width in enumerate([*self.hidden_dims, self.out_classes]):
+            if self.dropout > 0:
+                layers.append(nn.Dropout(self.dropout))
+            layers.append(nn.Linear(in_features, width))
+            if i < len(self.hidden_dims):
+                layers.append(self._make_activation())
+            in_features = width
+        return nn.Sequential(*layers)
+
+    def forward(self, x: Tensor) -> Tensor:
+        """``x``: ``(B, C, H, W)`` → class scores ``(B, out_classes)``."""
+        return self.classifier(self.feature_extractor(x))
