@@ -1,0 +1,500 @@
+"""One training loop for every model in the book.
+
+``Trainer.fit`` runs epochs, ``train_epoch``/``test_epoch`` run batches, and
+subclasses say only what one batch does (``train_batch``/``test_batch``):
+
+- :class:`LayerTrainer` for the from-scratch ``hw2.layers`` models, whose
+  backward pass is called by hand and whose optimizer is one of
+  ``hw2.optimizers``;
+- :class:`TorchTrainer` for ``torch.nn.Module`` models trained with autograd
+  and ``torch.optim``, on any device, optionally with mixed precision.
+
+The loop never waits for the device inside an epoch unless it prints a
+progress bar: a batch may return its loss and number of correct predictions
+as 0-dim tensors, and an epoch's results are copied to the host once, at its
+end.
+"""
+from __future__ import annotations
+
+import abc
+import math
+import os
+import random
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterable, Sequence
+from contextlib import nullcontext
+from pathlib import Path
+from typing import Any, NamedTuple
+
+import torch
+from torch import Tensor
+from tqdm.auto import tqdm
+
+__all__ = ["BatchResult", "EpochResult", "FitResult", "Trainer", "LayerTrainer", "TorchTrainer"]
+
+#: Version of the checkpoint layout written by :meth:`Trainer.fit`.
+CHECKPOINT_FORMAT = 1
+
+
+class BatchResult(NamedTuple):
+    """What one batch gives: its mean loss and how many predictions were right.
+
+    Either field may be a 0-dim tensor (still on the device) or a Python number.
+    """
+
+    loss: float
+    num_correct: int
+
+
+class EpochResult(NamedTuple):
+    """One pass over a data loader: the loss of every batch and the accuracy in percent."""
+
+    losses: list[float]
+    accuracy: float
+
+
+class FitResult(NamedTuple):
+    """A whole training run: one entry per epoch (mean batch loss, accuracy in percent)."""
+
+    num_epochs: int
+    train_loss: list[float]
+    train_acc: list[float]
+    test_loss: list[float]
+    test_acc: list[float]
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain ``int``/``list[float]`` values, ready for ``json.dump``."""
+        return {"num_epochs": int(self.num_epochs),
+                **{k: [float(v) for v in getattr(self, k)] for k in self._fields[1:]}}
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "FitResult":
+        """The inverse of :meth:`to_dict` (e.g. on the output of ``json.load``)."""
+        if not isinstance(d, dict):
+            raise TypeError(f"FitResult.from_dict needs a dict, got {type(d).__name__}")
+        missing = [k for k in cls._fields if k not in d]
+        if missing:
+            raise ValueError(f"FitResult.from_dict: missing keys {missing}")
+        lists = {k: [float(v) for v in d[k]] for k in cls._fields[1:]}
+        lengths = {len(v) for v in lists.values()}
+        if len(lengths) != 1:
+            raise ValueError(f"FitResult.from_dict: per-epoch lists differ in length "
+                             f"({ {k: len(v) for k, v in lists.items()} })")
+        return cls(num_epochs=int(d["num_epochs"]), **lists)
+
+
+def _positive_int(name: str, value, *, allow_none: bool = False) -> int | None:
+    if value is None and allow_none:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        expected = "a positive int or None" if allow_none else "a positive int"
+        raise ValueError(f"{name} must be {expected}, got {value!r}")
+    return value
+
+
+def _resolve_verbose(verbose: bool | None) -> bool:
+    """None means: show progress only when a person is watching a terminal."""
+    if verbose is None:
+        return bool(getattr(sys.stderr, "isatty", lambda: False)())
+    return bool(verbose)
+
+
+def _to_list(values: Sequence) -> list[float]:
+    """Numbers or 0-dim tensors -> floats, with one host transfer for the tensors."""
+    if values and all(isinstance(v, Tensor) for v in values):
+        return torch.stack([v.detach().reshape(()).float() for v in values]).tolist()
+    return [float(v) for v in values]
+
+
+def _loader_state(dl) -> dict[str, Any] | None:
+    """What a loader needs to replay the same batches after a resume.
+
+    A loader with ``state_dict()`` (e.g. ``hw2.data.GPUBatches``) saves that;
+    a ``torch.utils.data.DataLoader`` shuffled by its own ``generator`` saves
+    the generator (without one it shuffles from the global RNG, which the
+    checkpoint saves anyway).
+    """
+    if callable(getattr(dl, "state_dict", None)):
+        return {"state_dict": dl.state_dict()}
+    gen = getattr(dl, "generator", None)
+    if gen is None:
+        gen = getattr(getattr(dl, "sampler", None), "generator", None)
+    if isinstance(gen, torch.Generator):
+        return {"generator": gen.get_state()}
+    return None
+
+
+def _load_loader_state(dl, state: dict[str, Any] | None) -> None:
+    if not state:
+        return
+    if "state_dict" in state:
+        dl.load_state_dict(state["state_dict"])
+    elif "generator" in state:
+        gen = getattr(dl, "generator", None)
+        if gen is None:
+            gen = getattr(getattr(dl, "sampler", None), "generator", None)
+        if isinstance(gen, torch.Generator):
+            gen.set_state(state["generator"])
+
+
+def _rng_state() -> dict[str, Any]:
+    state = {"torch": torch.get_rng_state(), "python": random.getstate()}
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def _set_rng_state(state: dict[str, Any]) -> None:
+    torch.set_rng_state(state["torch"])
+    if "python" in state:
+        version, internal, gauss = state["python"]
+        random.setstate((version, tuple(internal), gauss))
+    cuda = state.get("cuda")
+    if cuda and torch.cuda.is_available() and len(cuda) == torch.cuda.device_count():
+        torch.cuda.set_rng_state_all(cuda)
+
+
+def _atomic_save(obj, path: Path) -> None:
+    """torch.save to a temporary file beside ``path``, then rename it over ``path``."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name + ".", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            torch.save(obj, f)
+        os.replace(tmp, path)
+    except BaseException:
+        os.unlink(tmp)
+        raise
+
+
+class Trainer(abc.ABC):
+    """Trains a model: epochs of batches, early stopping, checkpoints.
+
+    Subclasses implement :meth:`train_batch` and :meth:`test_batch`; the
+    epoch and fit loops are shared. The model needs ``train(mode)``; the
+    optimizer ``state_dict()``/``load_state_dict()`` (for checkpoints).
+    """
+
+    def __init__(self, model, loss_fn: Callable, optimizer):
+        self.model = model
+        self.loss_fn = loss_fn
+        self.optimizer = optimizer
+        #: Wall-clock seconds of each epoch (train + test) of the last fit,
+        #: including the epochs before a resume.
+        self.epoch_seconds: list[float] = []
+
+    # ------------------------------------------------------------------ fit
+    def fit(self, dl_train: Iterable, dl_test: Iterable, num_epochs: int,
+            checkpoints: str | os.PathLike | None = None, early_stopping: int | None = None,
+            print_every: int = 1, max_batches: int | None = None,
+            verbose: bool | None = None) -> FitResult:
+        """Train for ``num_epochs`` epochs, testing after each one.
+
+        :param dl_train, dl_test: iterables of ``(X, y)`` batches with ``len()``.
+        :param num_epochs: total number of epochs, counting those of a resumed run.
+        :param checkpoints: path prefix: after every epoch everything needed to
+            resume is written (atomically) to ``f"{checkpoints}.pt"``; if that
+            file exists when fit starts, training resumes from it.
+        :param early_stopping: stop after this many consecutive epochs without a
+            new lowest test loss (None: never stop early).
+        :param print_every: when verbose, report every this many epochs (and the last).
+        :param max_batches: use at most this many batches per epoch of each loader.
+        :param verbose: progress bars and epoch reports; None shows them only
+            when stderr is a terminal (so the book's cells stay quiet).
+        :return: the per-epoch losses and accuracies of the whole run.
+        """
+        num_epochs = _positive_int("num_epochs", num_epochs)
+        early_stopping = _positive_int("early_stopping", early_stopping, allow_none=True)
+        print_every = _positive_int("print_every", print_every)
+        max_batches = _positive_int("max_batches", max_batches, allow_none=True)
+        if checkpoints is not None and not isinstance(checkpoints, (str, os.PathLike)):
+            raise TypeError(f"checkpoints must be a path prefix (str), got {checkpoints!r}")
+        verbose = _resolve_verbose(verbose)
+        checkpoint_file = None if checkpoints is None else Path(f"{os.fspath(checkpoints)}.pt")
+
+        history = {k: [] for k in FitResult._fields[1:]}
+        epochs_done, best_test_loss, epochs_without_improvement = 0, math.inf, 0
+        self.epoch_seconds = []
+        if checkpoint_file is not None and checkpoint_file.is_file():
+            saved = self.load_checkpoint(checkpoint_file, dl_train, dl_test)
+            epochs_done = saved["epoch"]
+            history = {k: list(saved["results"][k]) for k in history}
+            best_test_loss = saved["best_test_loss"]
+            epochs_without_improvement = saved["epochs_without_improvement"]
+            if verbose:
+                print(f"*** Resuming from {checkpoint_file} after epoch {epochs_done}")
+
+        while epochs_done < num_epochs:
+            if early_stopping is not None and epochs_without_improvement >= early_stopping:
+                break
+            epoch = epochs_done + 1
+            report = verbose and (epoch % print_every == 0 or epoch == num_epochs)
+            start = time.perf_counter()
+            train = self.train_epoch(dl_train, max_batches=max_batches, verbose=report)
+            test = self.test_epoch(dl_test, max_batches=max_batches, verbose=report)
+            self.epoch_seconds.append(time.perf_counter() - start)
+
+            for split, res in (("train", train), ("test", test)):
+                history[f"{split}_loss"].append(sum(res.losses) / len(res.losses))
+                history[f"{split}_acc"].append(res.accuracy)
+            # 1. Early stopping bookkeeping: a new lowest test loss resets the count.
+            if history["test_loss"][-1] < best_test_loss:
+                best_test_loss, epochs_without_improvement = history["test_loss"][-1], 0
+            else:
+                epochs_without_improvement += 1
+            epochs_done = epoch
+            # 2. Checkpoint: everything the next epoch depends on.
+            if checkpoint_file is not None:
+                self.save_checkpoint(checkpoint_file, dl_train, dl_test, epoch=epochs_done,
+                                     results=FitResult(epochs_done, **history)._asdict(),
+                                     best_test_loss=best_test_loss,
+                                     epochs_without_improvement=epochs_without_improvement)
+            if report:
+                print(f"--- epoch {epoch}/{num_epochs}: "
+                      f"train loss {history['train_loss'][-1]:.3f} acc {train.accuracy:.1f}% | "
+                      f"test loss {history['test_loss'][-1]:.3f} acc {test.accuracy:.1f}% | "
+                      f"{self.epoch_seconds[-1]:.1f} s")
+
+        if verbose and epochs_done < num_epochs:
+            print(f"*** Early stopping after epoch {epochs_done}: no new lowest test loss "
+                  f"for {epochs_without_improvement} epochs")
+        return FitResult(epochs_done, **history)
+
+    # --------------------------------------------------------------- epochs
+    def train_epoch(self, dl_train: Iterable, *, max_batches: int | None = None,
+                    verbose: bool | None = None) -> EpochResult:
+        """One pass over ``dl_train`` in training mode, updating the model."""
+        self.model.train(True)
+        return self._foreach_batch(dl_train, self.train_batch, "train", max_batches, verbose)
+
+    def test_epoch(self, dl_test: Iterable, *, max_batches: int | None = None,
+                   verbose: bool | None = None) -> EpochResult:
+        """One pass over ``dl_test`` in evaluation mode, without updating the model."""
+        self.model.train(False)
+        return self._foreach_batch(dl_test, self.test_batch, "test", max_batches, verbose)
+
+    @abc.abstractmethod
+    def train_batch(self, batch) -> BatchResult:
+        """Forward, backward and optimizer step on one ``(X, y)`` batch."""
+
+    @abc.abstractmethod
+    def test_batch(self, batch) -> BatchResult:
+        """Forward only, on one ``(X, y)`` batch."""
+
+    def _foreach_batch(self, dl, forward_fn: Callable, name: str,
+                       max_batches: int | None, verbose: bool | None) -> EpochResult:
+        max_batches = _positive_int("max_batches", max_batches, allow_none=True)
+        verbose = _resolve_verbose(verbose)
+        num_batches = len(dl) if max_batches is None else min(len(dl), max_batches)
+        losses, corrects, num_samples = [], [], 0
+        with tqdm(total=num_batches, desc=name, disable=not verbose, file=sys.stderr,
+                  dynamic_ncols=True) as bar:
+            for batch_idx, batch in enumerate(dl):
+                if batch_idx >= num_batches:
+                    break
+                result = forward_fn(batch)
+                losses.append(result.loss)
+                corrects.append(result.num_correct)
+                num_samples += len(batch[1])
+                if verbose:  # the only per-batch host sync, and only for the bar
+                    bar.set_postfix(loss=f"{float(result.loss):.3f}", refresh=False)
+                bar.update()
+            if num_samples == 0:
+                raise ValueError(f"{name} data loader yielded no samples")
+            losses = _to_list(losses)  # one host transfer per epoch
+            accuracy = 100.0 * sum(_to_list(corrects)) / num_samples
+            bar.set_postfix(loss=f"{sum(losses) / len(losses):.3f}", acc=f"{accuracy:.1f}%")
+        return EpochResult(losses=losses, accuracy=accuracy)
+
+    # ---------------------------------------------------------- checkpoints
+    def model_state_dict(self) -> dict[str, Any]:
+        return self.model.state_dict()
+
+    def load_model_state_dict(self, state: dict[str, Any]) -> None:
+        self.model.load_state_dict(state)
+
+    def extra_state_dict(self) -> dict[str, Any]:
+        """Subclass state for checkpoints besides model and optimizer (e.g. a scheduler)."""
+        return {}
+
+    def load_extra_state_dict(self, state: dict[str, Any]) -> None:
+        pass
+
+    def save_checkpoint(self, path: Path, dl_train, dl_test, **progress) -> None:
+        """Write model, optimizer, RNG and loader states and ``progress`` to ``path``."""
+        _atomic_save({
+            "format": CHECKPOINT_FORMAT,
+            **progress,
+            "model": self.model_state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "extra": self.extra_state_dict(),
+            "rng": _rng_state(),
+            "loaders": {"train": _loader_state(dl_train), "test": _loader_state(dl_test)},
+            "epoch_seconds": list(self.epoch_seconds),
+        }, path)
+
+    def load_checkpoint(self, path: Path, dl_train=None, dl_test=None) -> dict[str, Any]:
+        """Restore everything :meth:`save_checkpoint` wrote; return the checkpoint.
+
+        Tensors are loaded onto the CPU first and then copied into the model's
+        and optimizer's own tensors, so a checkpoint written on one device
+        resumes on another.
+        """
+        try:
+            saved = torch.load(path, map_location="cpu", weights_only=True)
+        except Exception as e:
+            raise RuntimeError(f"cannot read checkpoint {path}: {e}") from e
+        if not isinstance(saved, dict) or saved.get("format") != CHECKPOINT_FORMAT:
+            raise RuntimeError(f"{path} is not a checkpoint written by hw2.training "
+                               f"(format {CHECKPOINT_FORMAT})")
+        try:
+            self.load_model_state_dict(saved["model"])
+            self.optimizer.load_state_dict(saved["optimizer"])
+            self.load_extra_state_dict(saved["extra"])
+        except (RuntimeError, ValueError, KeyError) as e:
+            raise RuntimeError(f"checkpoint {path} does not fit this trainer's model or "
+                               f"optimizer: {e}") from e
+        if dl_train is not None:
+            _load_loader_state(dl_train, saved["loaders"]["train"])
+        if dl_test is not None:
+            _load_loader_state(dl_test, saved["loaders"]["test"])
+        _set_rng_state(saved["rng"])
+        self.epoch_seconds = list(saved["epoch_seconds"])
+        return saved
+
+
+class LayerTrainer(Trainer):
+    """Trains an ``hw2.layers`` model with an ``hw2.optimizers`` optimizer.
+
+    The backward pass is explicit: the loss layer's backward gives dL/dscores,
+    the model's backward turns it into parameter gradients. Image batches
+    are flattened to (N, D), since the layer models are MLPs.
+    """
+
+    def __init__(self, model, loss_fn, optimizer):
+        """
+        :param model: an ``hw2.layers.Layer`` (e.g. ``MLP``) giving class scores (N, C).
+        :param loss_fn: a loss layer, e.g. ``hw2.layers.CrossEntropyLoss()``.
+        :param optimizer: an ``hw2.optimizers.Optimizer`` over ``model.params()``.
+        """
+        super().__init__(model, loss_fn, optimizer)
+
+    @staticmethod
+    def _flatten(X: Tensor) -> Tensor:
+        return X.reshape(X.shape[0], -1)  # (N, C, H, W) -> (N, D)
+
+    def train_batch(self, batch) -> BatchResult:
+        X, y = batch
+        X = self._flatten(X)
+        self.optimizer.zero_grad()
+        scores = self.model(X)  # (N, C)
+        loss = self.loss_fn(scores, y)
+        self.model.backward(self.loss_fn.backward())  # dL/dscores, then through the model
+        self.optimizer.step()
+        return BatchResult(loss, (scores.argmax(dim=1) == y).sum())
+
+    def test_batch(self, batch) -> BatchResult:
+        X, y = batch
+        scores = self.model(self._flatten(X))
+        loss = self.loss_fn(scores, y)
+        return BatchResult(loss, (scores.argmax(dim=1) == y).sum())
+
+    # hw2.layers models have no state_dict: save their parameter tensors.
+    def model_state_dict(self) -> dict[str, Any]:
+        return {"params": [p.clone() for p, _ in self.model.params()]}
+
+    def load_model_state_dict(self, state: dict[str, Any]) -> None:
+        params = [p for p, _ in self.model.params()]
+        saved = state["params"]
+        if len(saved) != len(params) or any(s.shape != p.shape for s, p in zip(saved, params)):
+            raise ValueError(f"checkpoint parameter shapes {[tuple(s.shape) for s in saved]} "
+                             f"differ from the model's {[tuple(p.shape) for p in params]}")
+        with torch.no_grad():
+            for p, s in zip(params, saved):
+                p.copy_(s)
+
+
+class TorchTrainer(Trainer):
+    """Trains a ``torch.nn.Module`` with autograd and a ``torch.optim`` optimizer."""
+
+    def __init__(self, model: torch.nn.Module, loss_fn: Callable, optimizer: torch.optim.Optimizer,
+                 device: torch.device | str | None = None, *, lr_scheduler=None,
+                 amp_dtype: torch.dtype | None = None, channels_last: bool = False):
+        """
+        :param device: where to train; the model is moved there. None: where
+            the model's parameters already are.
+        :param lr_scheduler: a ``torch.optim.lr_scheduler`` stepped after every
+            training batch (and saved in checkpoints).
+        :param amp_dtype: e.g. ``torch.bfloat16``: run forward and loss under
+            ``torch.autocast`` with this dtype (float16 adds a gradient scaler).
+        :param channels_last: keep the model and 4-d image batches in
+            channels-last memory format (faster convolutions on tensor cores).
+        """
+        if not isinstance(model, torch.nn.Module):
+            raise TypeError(f"TorchTrainer trains torch.nn.Module models, got {type(model).__name__}"
+                            " (use LayerTrainer for hw2.layers models)")
+        if amp_dtype is not None and amp_dtype not in (torch.bfloat16, torch.float16):
+            raise ValueError(f"amp_dtype must be torch.bfloat16, torch.float16 or None, "
+                             f"got {amp_dtype!r}")
+        super().__init__(model, loss_fn, optimizer)
+        if device is None:
+            first = next(model.parameters(), None)
+            device = first.device if first is not None else "cpu"
+        self.device = torch.device(device)
+        self.lr_scheduler = lr_scheduler
+        self.amp_dtype = amp_dtype
+        self.channels_last = bool(channels_last)
+        self.model.to(self.device)
+        if self.channels_last:
+            self.model.to(memory_format=torch.channels_last)
+        self.scaler = torch.amp.GradScaler(self.device.type,
+                                           enabled=amp_dtype == torch.float16)
+
+    def _to_device(self, batch) -> tuple[Tensor, Tensor]:
+        X, y = batch
+        if self.channels_last and X.dim() == 4:
+            X = X.to(self.device, memory_format=torch.channels_last, non_blocking=True)
+        else:
+            X = X.to(self.device, non_blocking=True)
+        return X, y.to(self.device, non_blocking=True)
+
+    def _autocast(self):
+        if self.amp_dtype is None:
+            return nullcontext()
+        return torch.autocast(device_type=self.device.type, dtype=self.amp_dtype)
+
+    def train_batch(self, batch) -> BatchResult:
+        X, y = self._to_device(batch)
+        self.optimizer.zero_grad(set_to_none=True)
+        with self._autocast():
+            scores = self.model(X)  # (N, C)
+            loss = self.loss_fn(scores, y)
+        self.scaler.scale(loss).backward()
+        self.scaler.step(self.optimizer)
+        self.scaler.update()
+        if self.lr_scheduler is not None:
+            self.lr_scheduler.step()
+        return BatchResult(loss.detach(), (scores.argmax(dim=1) == y).sum())
+
+    def test_batch(self, batch) -> BatchResult:
+        X, y = self._to_device(batch)
+        with torch.no_grad(), self._autocast():
+            scores = self.model(X)
+            loss = self.loss_fn(scores, y)
+        return BatchResult(loss, (scores.argmax(dim=1) == y).sum())
+
+    def extra_state_dict(self) -> dict[str, Any]:
+        state = {"scaler": self.scaler.state_dict()}
+        if self.lr_scheduler is not None:
+            state["lr_scheduler"] = self.lr_scheduler.state_dict()
+        return state
+
+    def load_extra_state_dict(self, state: dict[str, Any]) -> None:
+        if state.get("scaler"):
+            self.scaler.load_state_dict(state["scaler"])
+        if self.lr_scheduler is not None:
+            if "lr_scheduler" not in state:
+                raise ValueError("the checkpoint has no lr_scheduler state, but this trainer has one")
+            self.lr_scheduler.load_state_dict(state["lr_scheduler"])

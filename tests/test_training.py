@@ -1,0 +1,275 @@
+"""hw2.training: results, early stopping, exact resume from checkpoints, both trainers."""
+import json
+
+import pytest
+import torch
+from torch import nn
+from torch.utils.data import DataLoader, TensorDataset
+
+import hw2.layers as layers
+import hw2.optimizers as optimizers
+from hw2.training import BatchResult, EpochResult, FitResult, LayerTrainer, TorchTrainer, Trainer
+
+
+# ------------------------------------------------------------------ helpers
+def make_data(n=64, d=12, classes=4, seed=0):
+    gen = torch.Generator().manual_seed(seed)
+    x = torch.randn(n, d, generator=gen)
+    y = torch.randint(0, classes, (n,), generator=gen)
+    return TensorDataset(x, y)
+
+
+def loaders(seed=0, n_train=64, batch_size=16):
+    """A shuffled train loader driven by its own generator, and a test loader."""
+    dl_train = DataLoader(make_data(n_train, seed=1), batch_size=batch_size, shuffle=True,
+                          generator=torch.Generator().manual_seed(seed))
+    dl_test = DataLoader(make_data(32, seed=2), batch_size=batch_size)
+    return dl_train, dl_test
+
+
+class Interrupt(Exception):
+    pass
+
+
+class InterruptAfter:
+    """Mixin: raise after a given number of training batches (a crash mid-epoch)."""
+
+    def __init__(self, *args, interrupt_after, **kw):
+        super().__init__(*args, **kw)
+        self.batches_left = interrupt_after
+
+    def train_batch(self, batch):
+        if self.batches_left == 0:
+            raise Interrupt
+        self.batches_left -= 1
+        return super().train_batch(batch)
+
+
+class InterruptingTorchTrainer(InterruptAfter, TorchTrainer):
+    pass
+
+
+class InterruptingLayerTrainer(InterruptAfter, LayerTrainer):
+    pass
+
+
+def torch_setup(seed, trainer_cls=TorchTrainer, **kw):
+    torch.manual_seed(seed)
+    model = nn.Sequential(nn.Linear(12, 32), nn.ReLU(), nn.Dropout(0.3), nn.Linear(32, 4))
+    opt = torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9)
+    sched = torch.optim.lr_scheduler.StepLR(opt, step_size=5, gamma=0.7)
+    trainer = trainer_cls(model, nn.CrossEntropyLoss(), opt, "cpu", lr_scheduler=sched, **kw)
+    return trainer, [p.detach() for p in model.parameters()]
+
+
+def layer_setup(seed, trainer_cls=LayerTrainer, **kw):
+    torch.manual_seed(seed)
+    model = layers.MLP(12, 4, [32], dropout=0.3)
+    opt = optimizers.MomentumSGD(model.params(), learn_rate=0.05, reg=1e-3, momentum=0.9)
+    trainer = trainer_cls(model, layers.CrossEntropyLoss(), opt, **kw)
+    return trainer, [p for p, _ in model.params()]
+
+
+# ------------------------------------------------------------------ results
+def test_fit_result_json_round_trip():
+    res = FitResult(3, [2.5, 1.25, 1 / 3], [10.0, 50.0, 100.0], [2.0, 1.5, 1e-20], [0.0, 12.5, 99.9])
+    back = FitResult.from_dict(json.loads(json.dumps(res.to_dict())))
+    assert back == res and isinstance(back, FitResult)
+    assert all(type(v) is float for v in back.train_loss)
+
+
+def test_fit_result_from_bad_dict():
+    with pytest.raises(ValueError, match="missing keys.*test_acc"):
+        FitResult.from_dict({"num_epochs": 1, "train_loss": [1.0], "train_acc": [1.0],
+                             "test_loss": [1.0]})
+    with pytest.raises(ValueError, match="differ in length"):
+        FitResult.from_dict({"num_epochs": 1, "train_loss": [1.0], "train_acc": [1.0, 2.0],
+                             "test_loss": [1.0], "test_acc": [1.0]})
+
+
+# ------------------------------------------------------------ early stopping
+class Stub:
+    """A model/optimizer stand-in for the scripted trainer."""
+
+    def train(self, mode=True):
+        self.training = mode
+
+    def state_dict(self):
+        return {}
+
+    def load_state_dict(self, state):
+        pass
+
+
+class ScriptedTrainer(Trainer):
+    """Test losses follow a script, one value per epoch."""
+
+    def __init__(self, test_losses):
+        super().__init__(Stub(), None, Stub())
+        self.script = iter(test_losses)
+
+    def train_batch(self, batch):
+        return BatchResult(torch.tensor(1.0), torch.tensor(1))
+
+    def test_batch(self, batch):
+        return BatchResult(next(self.script), 1)
+
+
+SCRIPT = [5.0, 4.0, 4.5, 3.0, 3.5, 3.0, 3.1, 2.0, 2.5, 2.6, 2.7, 2.8]
+ONE_BATCH = [(torch.zeros(1, 2), torch.zeros(1))]
+
+
+@pytest.mark.parametrize("k, expected_epochs", [
+    (1, 3),  # epoch 3 (4.5) does not improve on 4.0
+    (2, 6),  # epochs 5 (3.5) and 6 (3.0, a tie is no improvement) do not improve on 3.0
+    (3, 7),
+    (4, 12),  # never four epochs in a row without a new best ... until the script ends
+    (None, 12),
+])
+def test_early_stopping_stops_at_the_right_epoch(k, expected_epochs):
+    res = ScriptedTrainer(SCRIPT).fit(ONE_BATCH, ONE_BATCH, num_epochs=12, early_stopping=k)
+    assert res.num_epochs == expected_epochs
+    assert res.test_loss == SCRIPT[:expected_epochs]
+    assert res.train_acc == [100.0] * expected_epochs
+
+
+def test_early_stopped_checkpoint_does_not_train_on(tmp_path):
+    prefix = tmp_path / "run"
+    first = ScriptedTrainer(SCRIPT).fit(ONE_BATCH, ONE_BATCH, 12, checkpoints=prefix, early_stopping=1)
+    again = ScriptedTrainer([]).fit(ONE_BATCH, ONE_BATCH, 12, checkpoints=prefix, early_stopping=1)
+    assert again == first and first.num_epochs == 3
+
+
+@pytest.mark.parametrize("kwargs, match", [
+    (dict(num_epochs=0), "num_epochs.*0"),
+    (dict(num_epochs=2.5), "num_epochs.*2.5"),
+    (dict(num_epochs=True), "num_epochs"),
+    (dict(num_epochs=2, early_stopping=0), "early_stopping.*0"),
+    (dict(num_epochs=2, print_every=-1), "print_every"),
+    (dict(num_epochs=2, max_batches=0), "max_batches"),
+])
+def test_fit_validates_arguments(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        ScriptedTrainer(SCRIPT).fit(ONE_BATCH, ONE_BATCH, **kwargs)
+    with pytest.raises(TypeError, match="checkpoints"):
+        ScriptedTrainer(SCRIPT).fit(ONE_BATCH, ONE_BATCH, 2, checkpoints=3)
+
+
+def test_verbose_reports_every_print_every_epochs(capsys):
+    ScriptedTrainer(SCRIPT).fit(ONE_BATCH, ONE_BATCH, num_epochs=5, print_every=2, verbose=True)
+    out = capsys.readouterr().out
+    assert [line.split(":")[0] for line in out.splitlines()] == [
+        "--- epoch 2/5", "--- epoch 4/5", "--- epoch 5/5"]
+
+
+def test_quiet_when_not_a_terminal(capsys):
+    ScriptedTrainer(SCRIPT).fit(ONE_BATCH, ONE_BATCH, num_epochs=3)  # pytest's stderr is no TTY
+    captured = capsys.readouterr()
+    assert captured.out == "" and captured.err == ""
+
+
+# ------------------------------------------------------------------ trainers
+def test_layer_trainer_overfits_20_samples():
+    torch.manual_seed(0)
+    x, y = torch.randn(20, 3, 4, 4), torch.arange(20) % 10  # images: LayerTrainer flattens them
+    dl = DataLoader(TensorDataset(x, y), batch_size=5, shuffle=True)
+    model = layers.MLP(48, 10, [64, 64], wstd=0.2)
+    opt = optimizers.MomentumSGD(model.params(), learn_rate=0.05, reg=0, momentum=0.9)
+    res = LayerTrainer(model, layers.CrossEntropyLoss(), opt).fit(dl, dl, num_epochs=30)
+    assert res.train_acc[-1] == 100.0 and res.test_acc[-1] == 100.0
+    assert res.train_loss[-1] < 0.1 * res.train_loss[0]
+
+
+def test_train_epoch_max_batches_and_percent_accuracy():
+    trainer, _ = layer_setup(0)
+    dl_train, _ = loaders()
+    res = trainer.train_epoch(dl_train, max_batches=2)
+    assert isinstance(res, EpochResult) and len(res.losses) == 2
+    assert all(type(v) is float for v in res.losses)
+    assert 0 <= res.accuracy <= 100 and (res.accuracy * 32 / 100) == pytest.approx(
+        round(res.accuracy * 32 / 100))  # a whole number of the 32 samples seen
+
+
+def test_model_mode_switches_between_epochs():
+    trainer, _ = torch_setup(0)
+    dl_train, dl_test = loaders()
+    trainer.train_epoch(dl_train, max_batches=1)
+    assert trainer.model.training
+    trainer.test_epoch(dl_test, max_batches=1)
+    assert not trainer.model.training
+
+
+@pytest.mark.parametrize("setup, interrupting", [
+    (torch_setup, InterruptingTorchTrainer),
+    (layer_setup, InterruptingLayerTrainer),
+])
+def test_resume_after_interruption_is_exact(tmp_path, setup, interrupting):
+    epochs = 5
+    trainer, full_weights = setup(0)
+    full = trainer.fit(*loaders(), num_epochs=epochs)
+
+    # The same run, crashing in the middle of epoch 3 (4 batches per epoch).
+    trainer, _ = setup(0, interrupting, interrupt_after=2 * 4 + 2)
+    prefix = tmp_path / "ckpt" / "run"
+    with pytest.raises(Interrupt):
+        trainer.fit(*loaders(), num_epochs=epochs, checkpoints=prefix)
+    assert [f.name for f in prefix.parent.iterdir()] == ["run.pt"]  # no temporary files left
+    # A new process: different initial weights and loader seed, all replaced from the checkpoint.
+    trainer, weights = setup(123)
+    resumed = trainer.fit(*loaders(seed=99), num_epochs=epochs, checkpoints=prefix)
+
+    assert resumed == full and resumed.num_epochs == epochs
+    assert len(trainer.epoch_seconds) == epochs
+    for w, w_full in zip(weights, full_weights):
+        assert torch.equal(w, w_full)
+
+
+def test_resume_without_rng_restore_would_differ(tmp_path, monkeypatch):
+    """Guard for the test above: the RNG states really matter for this run."""
+    import hw2.training as training
+
+    trainer, full_weights = torch_setup(0)
+    trainer.fit(*loaders(), num_epochs=3)
+    trainer, _ = torch_setup(0)
+    trainer.fit(*loaders(), num_epochs=1, checkpoints=tmp_path / "run")
+    monkeypatch.setattr(training, "_set_rng_state", lambda state: None)
+    trainer, weights = torch_setup(0)
+    torch.manual_seed(5)
+    trainer.fit(*loaders(), num_epochs=3, checkpoints=tmp_path / "run")
+    assert not all(torch.equal(w, f) for w, f in zip(weights, full_weights))
+
+
+def test_checkpoint_of_another_model_is_rejected(tmp_path):
+    trainer, _ = layer_setup(0)
+    trainer.fit(*loaders(), num_epochs=1, checkpoints=tmp_path / "run")
+    model = layers.MLP(12, 4, [16])
+    other = LayerTrainer(model, layers.CrossEntropyLoss(), optimizers.VanillaSGD(model.params()))
+    with pytest.raises(RuntimeError, match="run.pt.*does not fit"):
+        other.fit(*loaders(), num_epochs=2, checkpoints=tmp_path / "run")
+    (tmp_path / "bad.pt").write_bytes(b"not a checkpoint")
+    with pytest.raises(RuntimeError, match="bad.pt"):
+        trainer.fit(*loaders(), num_epochs=2, checkpoints=tmp_path / "bad")
+
+
+def test_torch_trainer_bfloat16_autocast_on_cpu():
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.ReLU(), nn.Flatten(), nn.Linear(8 * 16, 4))
+    ds = TensorDataset(torch.randn(32, 3, 4, 4), torch.randint(0, 4, (32,)))
+    dl = DataLoader(ds, batch_size=8)
+    opt = torch.optim.Adam(model.parameters(), lr=1e-2)
+    trainer = TorchTrainer(model, nn.CrossEntropyLoss(), opt, "cpu", amp_dtype=torch.bfloat16,
+                           channels_last=True)
+    res = trainer.fit(dl, dl, num_epochs=3)
+    assert res.num_epochs == 3 and all(0 < v < 10 for v in res.train_loss + res.test_loss)
+    assert res.train_loss[-1] < res.train_loss[0]
+    assert model[0].weight.is_contiguous(memory_format=torch.channels_last)
+
+
+def test_torch_trainer_arguments():
+    model = nn.Linear(2, 2)
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    with pytest.raises(TypeError, match="LayerTrainer"):
+        TorchTrainer(layers.Linear(2, 2), nn.CrossEntropyLoss(), opt)
+    with pytest.raises(ValueError, match="amp_dtype.*float64"):
+        TorchTrainer(model, nn.CrossEntropyLoss(), opt, amp_dtype=torch.float64)
+    assert TorchTrainer(model, nn.CrossEntropyLoss(), opt).device == torch.device("cpu")
