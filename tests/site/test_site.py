@@ -143,7 +143,7 @@ def _broken_links(hrefs: list[str], base_url: str) -> list[str]:
 
 # --- the checks -------------------------------------------------------------------------
 
-_MATH_REPORT = """
+_MATH_REPORT = r"""
 async () => {
   const maths = Array.from(document.querySelectorAll('.math'));
   const out = {count: maths.length, loaded: false, unrendered: [], errors: [], undefined: []};
@@ -156,17 +156,24 @@ async () => {
   for (const el of maths) {
     if (!el.querySelector('mjx-container')) out.unrendered.push(snippet(el));
   }
-  for (const err of document.querySelectorAll('mjx-merror')) {
-    const box = err.closest('.math') || err.closest('mjx-container');
-    out.errors.push((err.getAttribute('data-mjx-error') || err.textContent || '').trim() +
-                    ' in: ' + (box ? snippet(box) : '?'));
+  // MathJax's own view of each formula (its MathML): a TeX error is an merror node; an
+  // undefined macro (noundefined extension) is red text with no merror. The DOM cannot
+  // tell: CHTML draws characters with CSS, so its text is empty.
+  const viaMathML = out.loaded && MathJax.startup.document && MathJax.startup.toMML;
+  if (viaMathML) {
+    for (const item of MathJax.startup.document.math) {
+      const mml = MathJax.startup.toMML(item.root);
+      const tex = String(item.math).trim().slice(0, 120);
+      for (const m of mml.matchAll(/<merror(?:[^>]*data-mjx-error="([^"]*)")?/g))
+        out.errors.push((m[1] || 'merror') + ' in: ' + tex);
+      const red = mml.match(/<mtext[^>]*mathcolor="red"[^>]*>\\[^<]*<\/mtext>/g);
+      if (red) out.undefined.push(red.map(m => m.replace(/<[^>]+>/g, '')).join(' ') + ' in: ' + tex);
+    }
   }
-  // An undefined macro (with MathJax's noundefined extension) is drawn as red text, no merror.
-  for (const t of document.querySelectorAll('mjx-container mjx-mtext')) {
-    const color = getComputedStyle(t).color;
-    if (t.textContent.trim().startsWith('\\\\') && color === 'rgb(255, 0, 0)')
-      out.undefined.push(t.textContent.trim());
-  }
+  // Whatever MathJax reports, no error node may be left in the page.
+  const domErrors = document.querySelectorAll('mjx-merror').length;
+  if (domErrors && !out.errors.length)
+    out.errors.push(domErrors + ' mjx-merror element(s) in the page');
   return out;
 }
 """
