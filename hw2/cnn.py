@@ -28,6 +28,7 @@ __all__ = [
     "POOLINGS",
     "conv_output_size",
     "feature_map_shape",
+    "receptive_field",
     "ConvClassifier",
     "ResidualBlock",
     "ResidualBottleneckBlock",
@@ -185,6 +186,42 @@ def feature_map_shape(layers: nn.Sequential, in_size: Sequence[int]) -> tuple[in
             )
         c, h, w = _out_channels(layer, c), new_h, new_w
     return c, h, w
+
+
+def _rf_step(layers, rf: list[int], jump: list[int]) -> None:
+    """Grow the receptive field ``rf`` (per axis) through ``layers``; ``jump`` = input pixels per output step."""
+    for layer in layers:
+        if isinstance(layer, (nn.Conv2d, nn.MaxPool2d, nn.AvgPool2d)):
+            kernel = _pair(layer.kernel_size)
+            stride = _pair(layer.stride or layer.kernel_size)
+            dilation = _pair(getattr(layer, "dilation", 1))
+            for axis in (0, 1):
+                rf[axis] += (kernel[axis] - 1) * dilation[axis] * jump[axis]
+                jump[axis] *= stride[axis]
+        elif isinstance(layer, ResidualBlock):
+            _rf_step(layer.main_path, rf, jump)  # the 1×1 or identity shortcut sees less
+        elif isinstance(layer, BasicUnit):
+            _rf_step(layer.body, rf, jump)
+        elif isinstance(layer, _Stage):
+            _rf_step([*layer.transition, *layer.units], rf, jump)
+        elif isinstance(layer, nn.Sequential):
+            _rf_step(layer, rf, jump)
+
+
+def receptive_field(layers) -> tuple[int, int]:
+    """``(height, width)`` of the input region one output pixel of ``layers`` depends on.
+
+    Each layer with kernel ``k``, dilation ``d`` and stride ``s`` widens the
+    field by ``d(k−1)`` of *its input's* pixels, i.e. by ``d(k−1)·J`` image
+    pixels, where ``J`` is the product of the strides before it:
+
+        r_l = r_{l−1} + d_l (k_l − 1) J_{l−1},   J_l = J_{l−1} s_l,   r_0 = J_0 = 1.
+
+    A residual block counts through its main path (the widest path).
+    """
+    rf, jump = [1, 1], [1, 1]
+    _rf_step(layers if isinstance(layers, Sequence | nn.Sequential) else [layers], rf, jump)
+    return tuple(rf)
 
 
 # --------------------------------------------------------------------------
