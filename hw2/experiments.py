@@ -838,6 +838,8 @@ def sweep_jobs(names, overrides: dict | None = None, *,
     so it can run anywhere, in any order, and resume after an interruption.
     """
     experiments = _experiments(grid)
+    if overrides:  # bad override names or values fail here, once, before any run is planned
+        RunConfig.from_dict({"run_name": "override-check", **overrides})
     if isinstance(names, str):
         names = [names]
     unknown = [n for n in names if n not in experiments]
@@ -875,6 +877,11 @@ def _summary(path: Path) -> str:
     ips = t.get("train_images_per_s")
     ips_text = f", {ips:,.0f} img/s" if ips else ""
     return f"{res['num_epochs']} epochs, best test acc {acc:.1f}%, {t['total_s']:.1f} s{ips_text}"
+
+
+# Fresh worker processes: CUDA cannot be used in a process forked from one
+# that has initialised it. (The tests use "fork" for CPU-only runs: cheaper.)
+_MP_START = "spawn"
 
 
 def _gpu_worker(gpu: int, jobs, reports) -> None:
@@ -922,7 +929,7 @@ def run_sweep(jobs: list[dict], *, gpus: int | list[int] | None = None, log=prin
 
     import multiprocessing as mp
 
-    ctx = mp.get_context("spawn")
+    ctx = mp.get_context(_MP_START)
     job_q, report_q = ctx.Queue(), ctx.Queue()
     for spec in pending:
         job_q.put(spec)
@@ -1059,6 +1066,12 @@ def _parser() -> argparse.ArgumentParser:
     sw.add_argument("--gpus", type=int, default=None,
                     help="worker processes, one per GPU (default: every visible GPU)")
     sw.add_argument("--dry-run", action="store_true", help="list the runs and whether they are done")
+    try:  # --executor local|slurm and the SLURM options, when hw2.cluster is present
+        from hw2.cluster import add_executor_arguments
+    except ImportError:
+        pass
+    else:
+        add_executor_arguments(sw)
 
     ls = sub.add_parser("list", help="list the experiments and their runs")
     ls.add_argument("--grid-file", help="JSON file of experiments to use instead of the book's grid")
@@ -1096,6 +1109,10 @@ def _cmd_sweep(args) -> int:
                   f"P={cfg.resolved_pool_every} epochs={cfg.epochs} bs={cfg.bs_train} lr={cfg.lr:g}")
         print(f"{len(jobs)} runs -> {RunConfig.from_dict(jobs[0]).resolved_out_dir}")
         return 0
+    if getattr(args, "executor", "local") == "slurm":
+        from hw2.cluster import executor_from_args, run_sweep as run_sweep_with
+
+        return run_sweep_with(jobs, executor_from_args(args), stream=sys.stdout)
     failed = run_sweep(jobs, gpus=args.gpus, log=lambda s: print(s, flush=True))
     if failed:
         print(f"hw2.experiments: {len(failed)} run(s) failed: {', '.join(failed)}", file=sys.stderr)

@@ -1,0 +1,352 @@
+"""hw2.experiments: the runner, its result files, sweeps that survive a kill, the CLI.
+
+Everything runs on the CPU on a tiny synthetic image folder (10 classes of
+random 32×32 PNGs) that ``HW2_CIFAR10`` points at, with the decoded-data
+cache in a temporary folder: no real CIFAR-10 is needed.
+"""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import hw2
+from hw2 import experiments as ex
+
+pytestmark = pytest.mark.filterwarnings("ignore::UserWarning")
+
+# The test machine's cores are shared: one thread per process avoids the
+# spin-waiting of oversubscribed thread pools (and keeps the suite fast).
+torch = pytest.importorskip("torch")
+torch.set_num_threads(1)
+ONE_THREAD = {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+
+N_TRAIN, N_TEST = 4, 2  # images per class
+
+
+@pytest.fixture(scope="session")
+def tiny_cifar(tmp_path_factory) -> dict[str, str]:
+    """Environment variables pointing hw2.data at a tiny synthetic image folder."""
+    from PIL import Image
+
+    root = tmp_path_factory.mktemp("tiny_cifar")
+    rng = np.random.default_rng(0)
+    for split, n in (("train", N_TRAIN), ("test", N_TEST)):
+        for c in range(10):
+            folder = root / "data" / split / f"class{c}"
+            folder.mkdir(parents=True)
+            for i in range(n):
+                pixels = rng.integers(0, 256, (32, 32, 3), dtype=np.uint8)
+                pixels[..., c % 3] //= 2  # a faint class signal
+                Image.fromarray(pixels).save(folder / f"{i}.png")
+    return {"HW2_CIFAR10": str(root / "data"), "HW2_CACHE_DIR": str(root / "cache")}
+
+
+@pytest.fixture
+def tiny_env(tiny_cifar, monkeypatch, tmp_path) -> Path:
+    """In-process runs see the tiny data; the default results folder is a temp folder."""
+    for key, value in tiny_cifar.items():
+        monkeypatch.setenv(key, value)
+    results = tmp_path / "results"
+    monkeypatch.setenv("HW2_RESULTS_DIR", str(results))
+    return results
+
+
+def cli(*args, env: dict | None = None, timeout: float = 120) -> subprocess.CompletedProcess:
+    full_env = {**os.environ, **ONE_THREAD, **(env or {})}
+    return subprocess.run([sys.executable, "-m", "hw2.experiments", *map(str, args)],
+                          capture_output=True, text=True, env=full_env, timeout=timeout)
+
+
+def write_grid(path: Path, epochs: int) -> Path:
+    grid = {"tiny": {"model_type": "cnn", "grid": [[[4], [1, 2]], [[6], [1]]],
+                     "hparams": {"bs_train": 16, "epochs": epochs, "hidden_dims": [8],
+                                 "early_stopping": 0, "device": "cpu"}}}
+    path.write_text(json.dumps(grid))
+    return path
+
+
+TINY_FILES = {"tiny_L1_K4.json", "tiny_L2_K4.json", "tiny_L1_K6.json"}
+
+
+# --------------------------------------------------------------------------
+# One run
+# --------------------------------------------------------------------------
+
+def test_run_exp_cli_writes_named_result_with_all_fields(tiny_cifar, tmp_path):
+    out = tmp_path / "out"
+    proc = cli("run-exp", "-n", "smoke", "-o", out, "-K", 4, 8, "-L", 1, "-P", 1, "-H", 8,
+               "-M", "cnn", "--epochs", 2, "--bs-train", 16, "--early-stopping", 0, env=tiny_cifar)
+    assert proc.returncode == 0, proc.stderr
+    path = out / "smoke_L1_K4-8.json"
+    assert path.is_file() and sorted(p.name for p in out.iterdir()) == [path.name]
+
+    record = json.loads(path.read_text())
+    cfg = record["config"]
+    assert (cfg["run_name"], cfg["filters_per_layer"], cfg["layers_per_block"]) == ("smoke", [4, 8], 1)
+    assert cfg["channels"] == [4, 8] and cfg["pool_every"] == 1 and cfg["hidden_dims"] == [8]
+    assert record["results"]["num_epochs"] == 2
+    assert all(len(record["results"][k]) == 2 for k in ("train_loss", "train_acc", "test_loss", "test_acc"))
+    timing = record["timing"]
+    assert timing["total_s"] >= timing["fit_s"] > 0 and len(timing["epoch_s"]) == 2
+    assert timing["train_images_per_s"] > 0 and timing["train_images_per_epoch"] == 10 * N_TRAIN // 16 * 16
+    assert record["device"]["type"] == "cpu" and record["device"]["name"]
+    assert record["device"]["amp"] == "float32"
+    assert record["versions"]["hw2"] == hw2.__version__ and record["versions"]["torch"]
+    assert record["data"] == {"source": "CIFAR-10", "train_images": 10 * N_TRAIN, "test_images": 10 * N_TEST}
+    assert record["timestamp"].endswith("+00:00")
+
+    cfg2, fit = ex.load_experiment(path)
+    assert cfg2 == cfg and fit.num_epochs == 2 and fit.test_acc == record["results"]["test_acc"]
+
+
+def test_spec_example_call_writes_test_run_file(tiny_env):
+    # SPEC §3.6a, exactly as written (the default out_dir is results_dir()).
+    path = ex.run_experiment('test_run', seed=42, bs_train=50, batches=10, epochs=10, early_stopping=5,
+                             filters_per_layer=[32, 64], layers_per_block=1, pool_every=1,
+                             hidden_dims=[100], model_type='resnet')
+    assert path == tiny_env / "test_run_L1_K32-64.json" and path.is_file()
+    cfg, fit = ex.load_experiment(path)
+    assert cfg["model_type"] == "resnet" and cfg["seed"] == 42 and cfg["channels"] == [32, 64]
+    assert 1 <= fit.num_epochs <= 10 and len(fit.test_loss) == fit.num_epochs
+
+
+def test_same_seed_same_result(tiny_env, tmp_path):
+    kw = dict(seed=3, bs_train=16, epochs=2, filters_per_layer=[4], layers_per_block=1,
+              hidden_dims=[8], augment=True, lr_schedule="linear", warmup=0.3)
+    a = ex.load_experiment(ex.run_experiment("a", out_dir=tmp_path / "a", **kw))[1]
+    b = ex.load_experiment(ex.run_experiment("a", out_dir=tmp_path / "b", **kw))[1]
+    assert a == b
+
+
+def test_extra_keywords_go_to_the_model(tiny_env):
+    path = ex.run_experiment("bn", epochs=1, bs_train=16, filters_per_layer=[4], layers_per_block=2,
+                             hidden_dims=[], model_type="resnet", batchnorm=True)
+    cfg = ex.load_record(path)
+    assert cfg["config"]["model_kw"] == {"batchnorm": True} and cfg["model"]["class"] == "ResNetClassifier"
+    with pytest.raises(ValueError, match="no_such_option"):
+        ex.run_experiment("bad", epochs=1, filters_per_layer=[4], layers_per_block=1, no_such_option=1)
+
+
+# --------------------------------------------------------------------------
+# Result files
+# --------------------------------------------------------------------------
+
+@pytest.mark.parametrize("content, words", [
+    ('{"config": {"run_name": "x"}, "results": {"num_epochs": 2, "train_l', "corrupt or incomplete"),
+    ('{"config": {"run_name": "x"}}', "incomplete"),
+    ('{"config": {}, "results": {"num_epochs": 1, "train_loss": [1.0]}}', "malformed"),
+    ("", "corrupt or incomplete"),
+])
+def test_corrupt_result_file_error_names_the_file(tmp_path, content, words):
+    path = tmp_path / "exp1_1_L2_K32.json"
+    path.write_text(content)
+    with pytest.raises(ex.ExperimentFileError, match=words) as info:
+        ex.load_experiment(path)
+    assert str(path) in str(info.value)
+    from hw2.plot import plot_exp_results
+    with pytest.raises(ValueError, match="exp1_1_L2_K32.json"):
+        plot_exp_results("exp1_1_*", results_dir=tmp_path)
+
+
+def test_missing_result_file_error_names_the_file(tmp_path):
+    with pytest.raises(ex.ExperimentFileError, match="nope.json"):
+        ex.load_experiment(tmp_path / "nope.json")
+
+
+def test_plot_exp_results_overlays_runs_labelled_by_config(tiny_env):
+    import matplotlib
+    matplotlib.use("Agg")
+    from hw2.plot import plot_exp_results
+
+    for jobs in ex.sweep_jobs(["tiny"], {"epochs": 1}, grid=write_grid(tiny_env.parent / "g.json", 1)):
+        ex.run_job(jobs)
+    fig, axes = plot_exp_results("tiny_*")  # default folder: results_dir() = $HW2_RESULTS_DIR
+    assert len(axes) == 4
+    assert [line.get_label() for line in axes[0].lines] == ["L1_K4", "L2_K4", "L1_K6"]
+    assert plot_exp_results("exp9_*") is None
+
+
+# --------------------------------------------------------------------------
+# The grid and job specs
+# --------------------------------------------------------------------------
+
+def test_grid_matches_spec_and_jobs_are_plain_independent_data(tmp_path):
+    counts = {"exp1_1": 8, "exp1_2": 12, "exp1_3": 4, "exp1_4": 6, "exp2": 4}
+    assert {name: len(e.runs()) for name, e in ex.EXPERIMENTS.items()} == counts
+    jobs = ex.sweep_jobs(list(counts), {"out_dir": str(tmp_path)})
+    assert len(jobs) == 34
+    names = [ex.result_path(j).name for j in jobs]
+    assert len(set(names)) == 34 and "exp1_3_L4_K64-128-256.json" in names
+    for spec in jobs:
+        assert json.loads(json.dumps(spec)) == spec            # JSON-able
+        cfg = ex.RunConfig.from_dict(spec)
+        assert cfg.to_dict() == spec and cfg.epochs <= 20
+        assert Path(spec["out_dir"]).is_absolute() and spec["checkpoints"].startswith(str(tmp_path))
+    # Different configurations never share a checkpoint.
+    assert len({j["checkpoints"] for j in jobs}) == 34
+
+
+def test_auto_pool_every_builds_every_model_of_the_grid():
+    assert ex.max_poolings(32) == 5
+    for exp in ex.EXPERIMENTS.values():
+        for cfg in exp.runs():
+            n = len(cfg.channels)
+            p = cfg.pool_every
+            if exp.model_type == "ycn":
+                assert p == cfg.layers_per_block
+            else:  # the smallest divisor of N leaving at most 5 poolings
+                assert n % p == 0 and n // p <= 5
+                assert all(n % q or n // q > 5 for q in range(1, p))
+            ex.build_model(cfg)  # no feature map vanishes
+    # One more pooling than the rule allows is rejected by the model itself.
+    with pytest.raises(ValueError, match="vanishes"):
+        ex.build_model(ex.RunConfig(run_name="x", filters_per_layer=[8], layers_per_block=6, pool_every=1))
+
+
+@pytest.mark.parametrize("changes, field", [
+    (dict(lr=-1.0), "lr"), (dict(bs_train=0), "bs_train"), (dict(model_type="mlp"), "model_type"),
+    (dict(optimizer="lbfgs"), "optimizer"), (dict(filters_per_layer=[]), "filters_per_layer"),
+    (dict(pool_every=9), "pool_every"), (dict(device="gpu0"), "device"), (dict(device="tpu"), "device"),
+    (dict(warmup=1.5), "warmup"), (dict(batches=0), "batches"), (dict(augment="yes"), "augment"),
+])
+def test_run_config_rejects_bad_values_naming_the_field(changes, field):
+    with pytest.raises(ValueError, match=field):
+        ex.RunConfig(run_name="x", **changes)
+
+
+def test_run_config_from_dict_rejects_unknown_keys():
+    with pytest.raises(ValueError, match="learning_rate"):
+        ex.RunConfig.from_dict({"run_name": "x", "learning_rate": 1})
+
+
+def test_lr_schedule_warms_up_then_decays():
+    f = ex.lr_factor("linear", 0.2, 100)
+    assert f(0) == pytest.approx(1 / 20) and f(19) == 1.0 and f(20) == 1.0
+    assert f(60) == pytest.approx(0.5) and f(100) == 0.0
+    c = ex.lr_factor("cosine", 0.0, 10)
+    assert c(0) == 1.0 and c(5) == pytest.approx(0.5) and c(10) == pytest.approx(0.0)
+    assert ex.lr_factor("constant", 0.5, 10)(9) == 1.0
+
+
+# --------------------------------------------------------------------------
+# Sweeps
+# --------------------------------------------------------------------------
+
+def _check_sweep_folder(out: Path, epochs: int) -> list[dict]:
+    """Exactly the three result files, each complete; no temp files or checkpoints left."""
+    assert {p.name for p in out.iterdir()} == TINY_FILES
+    records = []
+    for name in sorted(TINY_FILES):
+        _, fit = ex.load_experiment(out / name)
+        assert fit.num_epochs == epochs
+        assert all(len(getattr(fit, k)) == epochs for k in ("train_loss", "train_acc", "test_loss", "test_acc"))
+        records.append(ex.load_record(out / name))
+    return records
+
+
+def test_sweep_killed_mid_run_resumes_and_completes(tiny_cifar, tmp_path, capsys):
+    epochs = 30
+    grid = write_grid(tmp_path / "grid.json", epochs)
+    out = tmp_path / "out"
+    cmd = [sys.executable, "-m", "hw2.experiments", "sweep", "tiny", "--grid-file", str(grid), "-o", str(out)]
+    proc = subprocess.Popen(cmd, env={**os.environ, **ONE_THREAD, **tiny_cifar}, start_new_session=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    try:
+        # Kill the whole process group once one run has finished and the next
+        # one has written a checkpoint (i.e. mid-run).
+        deadline = time.monotonic() + 90
+        while time.monotonic() < deadline and proc.poll() is None:
+            done = [p for p in out.glob("*.json")] if out.exists() else []
+            ckpts = list(out.glob(".*.ckpt.pt")) if out.exists() else []
+            if done and ckpts:
+                break
+            time.sleep(0.01)
+        assert proc.poll() is None, "the sweep ended before it could be interrupted:\n" + proc.stdout.read().decode()
+        os.killpg(proc.pid, signal.SIGKILL)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+    finished = {p.name for p in out.glob("*.json")}
+    assert finished and finished < TINY_FILES
+    assert list(out.glob(".*.ckpt.pt")), "the interrupted run left no checkpoint"
+
+    again = subprocess.run(cmd, env={**os.environ, **ONE_THREAD, **tiny_cifar}, capture_output=True, text=True, timeout=120)
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert again.stdout.count("(result exists)") == len(finished)
+    records = _check_sweep_folder(out, epochs)
+    assert any(r["resumed_from_checkpoint"] for r in records)
+    # A finished sweep is a no-op.
+    assert ex.main(cmd[3:]) == 0
+    assert capsys.readouterr().out.count("(result exists)") == 3
+
+
+def test_sweep_with_worker_processes(tiny_env, tmp_path, monkeypatch):
+    # The one-process-per-GPU path, exercised on the CPU with two workers
+    # (forked rather than spawned: no second import of torch).
+    monkeypatch.setattr(ex, "_MP_START", "fork")
+    jobs = ex.sweep_jobs(["tiny"], {"epochs": 2, "out_dir": str(tmp_path / "out")},
+                         grid=write_grid(tmp_path / "grid.json", 2))
+    lines = []
+    assert ex.run_sweep(jobs, gpus=[0, 1], log=lines.append) == []
+    _check_sweep_folder(tmp_path / "out", 2)
+    assert sum("best test acc" in line for line in lines) == 3
+
+
+def test_sweep_dry_run_lists_runs(tmp_path, capsys):
+    assert ex.main(["sweep", "exp1_4", "-o", str(tmp_path), "--dry-run"]) == 0
+    out = capsys.readouterr().out
+    assert out.count("todo") == 6 and "exp1_4_L32_K32" in out
+    assert not any(tmp_path.iterdir())
+
+
+# --------------------------------------------------------------------------
+# Bad input: one line on stderr, exit code 2, no traceback
+# --------------------------------------------------------------------------
+
+BAD_ARGS = [
+    [],
+    ["fly"],
+    ["run-exp", "-n", "x", "-L", "1"],                               # -K missing
+    ["run-exp", "-n", "x", "-K", "abc", "-L", "1"],
+    ["run-exp", "-n", "x", "-K", "8", "-L", "1", "-M", "mlp"],
+    ["run-exp", "-n", "x", "-K", "8", "-L", "1", "--lr", "-1"],
+    ["run-exp", "-n", "x", "-K", "8", "-L", "1", "--optimizer", "lbfgs"],
+    ["run-exp", "-n", "x", "-K", "8", "-L", "6", "-P", "1"],         # the map vanishes
+    ["run-exp", "-n", "x", "-K", "8", "-L", "1", "--model-kw", "wings=2"],
+    ["run-exp", "-n", "x", "-K", "8", "-L", "1", "--train-size", "0"],
+    ["sweep", "exp9"],
+    ["sweep", "exp1_1", "--set", "epochs=0"],
+    ["sweep", "exp1_1", "--set", "learning_rate=1"],
+    ["sweep", "tiny", "--grid-file", "/nonexistent/grid.json"],
+]
+
+
+@pytest.mark.parametrize("args", BAD_ARGS)
+def test_bad_cli_input_exits_2_with_one_line(args, tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("HW2_RESULTS_DIR", str(tmp_path))
+    try:
+        code = ex.main(args)
+    except SystemExit as e:  # argparse's errors
+        code = e.code
+    captured = capsys.readouterr()
+    assert code == 2, (captured.out, captured.err)
+    err = captured.err.strip()
+    assert err and "\n" not in err and "error" in err, err
+    assert not any(tmp_path.iterdir())
+
+
+@pytest.mark.parametrize("args", [BAD_ARGS[3], BAD_ARGS[5], BAD_ARGS[7]])
+def test_bad_cli_input_in_a_real_process_has_no_traceback(args, tmp_path):
+    proc = cli(*args, env={"HW2_RESULTS_DIR": str(tmp_path)})
+    assert proc.returncode == 2, (proc.stdout, proc.stderr)
+    err = proc.stderr.strip()
+    assert err and "\n" not in err and "Traceback" not in err, err
