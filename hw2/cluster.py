@@ -364,6 +364,17 @@ class SlurmOptions:
             p["additional_parameters"] = dict(self.additional)
         return p
 
+    def sbatch_script(self, log_dir: str | os.PathLike = "slurm_logs", runs: int = 1) -> str:
+        """The batch script submitit writes for a sweep of ``runs`` runs with these options
+        (what ``sbatch`` receives), to check a configuration without a cluster."""
+        from submitit.slurm.slurm import _make_sbatch_string
+
+        python = self.python or sys.executable
+        return _make_sbatch_string(
+            command=f"{python} -u -m submitit.core._submit {Path(log_dir) / '%j'}",
+            folder=Path(log_dir) / "%j", map_count=runs if runs > 1 else None,
+            **self.submitit_parameters())
+
 
 def _run_slurm_command(cmd: list[str]) -> subprocess.CompletedProcess:
     return subprocess.run(cmd, capture_output=True, text=True, timeout=60)
