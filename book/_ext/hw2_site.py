@@ -1,6 +1,6 @@
 """Sphinx glue for the book's website (loaded through ``sphinx.local_extensions``).
 
-Four jobs:
+Five jobs:
 
 * **MathJax served with the book.** Jupyter Book 1.x loads MathJax 3 from a
   CDN by default; the site must also work offline (and the browser suite runs
@@ -17,6 +17,10 @@ Four jobs:
   page), so identical scripts are dropped from each page; and the theme's
   light/dark mode gets an explicit default (``auto``; an empty one logs
   "Got invalid theme mode" on every first visit).
+
+* **Bibliography labels that match the citations.** The text cites author-year
+  ("Kingma and Ba, 2015"); the ``hw2authoryear`` pybtex style labels the
+  bibliography the same way instead of [1], [2], ...
 
 The browser suite ``tests/site/test_site.py`` checks all of this on the built site.
 """
@@ -118,8 +122,53 @@ def _drop_duplicate_scripts(app: Sphinx, pagename, templatename, context, doctre
     context["script_files"] = unique
 
 
+def _register_bibliography_style() -> None:
+    from collections import Counter
+
+    from pybtex.plugin import register_plugin
+    from pybtex.richtext import Text
+    from pybtex.style.formatting.plain import Style as PlainStyle
+    from pybtex.style.labels import BaseLabelStyle
+
+    def last_name(person) -> str:
+        return Text.from_latex(" ".join(person.prelast_names + person.last_names)).render_as("text")
+
+    class AuthorYearLabels(BaseLabelStyle):
+        """Labels like the author_year citations: "Rumelhart et al., 1986", "Kingma and Ba, 2015"."""
+
+        def format_label(self, entry) -> str:
+            people = entry.persons.get("author") or entry.persons.get("editor") or []
+            names = [last_name(p) for p in people]
+            if not names:
+                who = entry.key
+            elif len(names) == 1:
+                who = names[0]
+            elif len(names) == 2:
+                who = f"{names[0]} and {names[1]}"
+            else:
+                who = f"{names[0]} et al."
+            return f"{who}, {entry.fields.get('year', 'n.d.')}"
+
+        def format_labels(self, sorted_entries):
+            labels = [self.format_label(entry) for entry in sorted_entries]
+            total, seen = Counter(labels), Counter()
+            for label in labels:
+                if total[label] == 1:
+                    yield label
+                else:  # He et al., 2016a / 2016b
+                    seen[label] += 1
+                    yield label + "abcdefghijklmnopqrstuvwxyz"[seen[label] - 1]
+
+    class AuthorYearStyle(PlainStyle):
+        default_label_style = AuthorYearLabels
+
+    register_plugin("pybtex.style.labels", "hw2authoryear", AuthorYearLabels, force=True)
+    register_plugin("pybtex.style.formatting", "hw2authoryear", AuthorYearStyle, force=True)
+
+
 def setup(app: Sphinx) -> dict:
     app.add_config_value("hw2_notebooks_branch", "", "html")
+    _register_bibliography_style()
     app.connect("config-inited", _check_config)
     app.connect("config-inited", _theme_defaults)
     app.connect("html-page-context", _drop_duplicate_scripts, priority=900)
