@@ -60,6 +60,7 @@ __all__ = [
     "run_job",
     "run_sweep",
     "load_grid_file",
+    "experiment_status",
     "main",
 ]
 
@@ -83,6 +84,9 @@ def results_dir() -> Path:
     if env:
         return Path(env).expanduser().resolve()
     return Path(__file__).resolve().parent.parent / "results"
+
+
+_default_results_dir = results_dir  # for functions whose parameter of that name shadows it
 
 
 # --------------------------------------------------------------------------
@@ -813,6 +817,24 @@ def load_record(path: str | os.PathLike) -> dict:
     """The whole JSON record of a result file (timing, device, versions, ...)."""
     load_experiment(path)  # validates, names the file on error
     return json.loads(Path(path).read_text())
+
+
+def experiment_status(name: str, results_dir: str | os.PathLike | None = None, *,
+                      grid: dict[str, Experiment] | str | os.PathLike | None = None):
+    """``[(RunConfig, result path or None), ...]`` for every run of an experiment.
+
+    ``None`` marks a run whose result file is missing from ``results_dir``
+    (default :func:`results_dir`). The chapters use it to say what is missing.
+    """
+    experiments = _experiments(grid)
+    if name not in experiments:
+        raise ValueError(f"unknown experiment {name!r}; known: {', '.join(experiments)}")
+    folder = Path(results_dir) if results_dir is not None else _default_results_dir()
+    status = []
+    for cfg in experiments[name].runs({"out_dir": os.fspath(folder)}):
+        path = result_path(cfg)
+        status.append((cfg, path if path.exists() else None))
+    return status
 
 
 # --------------------------------------------------------------------------
