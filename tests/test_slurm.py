@@ -13,10 +13,10 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import subprocess
 import sys
 import textwrap
+import threading
 import time
 from pathlib import Path
 
@@ -41,10 +41,13 @@ def grid_file(tmp_path: Path, experiments_: dict) -> Path:
     return path
 
 
-def slurm_config(tmp_path: Path, **extra) -> Path:
+SLURM_OPTIONS = dict(partition="debug", time_min=30, cpus_per_task=1, mem_gb=1, poll_s=1,
+                     max_requeues=3)
+
+
+def slurm_config(tmp_path: Path) -> Path:
     """The sweep's SLURM options as a user writes them (TOML)."""
-    values = dict(partition="debug", time_min=30, cpus_per_task=1, mem_gb=1, poll_s=1,
-                  log_dir=str(tmp_path / "slurm_logs"), max_requeues=3, **extra)
+    values = dict(SLURM_OPTIONS, log_dir=str(tmp_path / "slurm_logs"))
     lines = ["[slurm]"] + [f"{k} = {json.dumps(v)}" for k, v in values.items()]
     path = tmp_path / "slurm.toml"
     path.write_text("\n".join(lines) + "\n")
@@ -114,15 +117,32 @@ def slow_env(tmp_path: Path, tiny_cifar, delay: float = 1.0) -> dict:  # noqa: F
     return job_env(tiny_cifar, {"PYTHONPATH": path, "HW2_TEST_EPOCH_SLEEP": str(delay)})
 
 
-def wait_for(predicate, timeout: float, what: str, proc: subprocess.Popen | None = None):
+def popen_lines(cmd, env):
+    """Start the CLI; a thread collects its output lines (stdout and stderr) as they come."""
+    proc = subprocess.Popen(cmd, env=env, cwd=ROOT, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True)
+    lines: list[str] = []
+
+    def read():
+        for line in proc.stdout:
+            lines.append(line)
+            print(line, end="")
+
+    threading.Thread(target=read, daemon=True).start()
+    return proc, lines
+
+
+def wait_for(predicate, timeout: float, what: str, proc: subprocess.Popen | None = None,
+             lines: list[str] | None = None):
+    """Poll ``predicate`` until it returns something true; fail if ``proc`` exits first."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         value = predicate()
         if value:
             return value
         if proc is not None and proc.poll() is not None:
-            pytest.fail(f"the sweep exited ({proc.returncode}) before {what}:\n"
-                        f"{proc.communicate()[0]}")
+            text = "".join(lines) if lines is not None else proc.communicate()[0]
+            pytest.fail(f"the sweep exited ({proc.returncode}) before {what}:\n{text}")
         time.sleep(0.2)
     pytest.fail(f"timed out after {timeout:.0f} s waiting for {what}")
 
@@ -199,11 +219,28 @@ def test_cancelled_run_resumes_from_its_checkpoint(slurm_cluster, tiny_cifar, tm
     assert checkpoint.exists() and not (out / "slow_L1_K8.json").exists()
     check_result(out / "quick_L1_K8.json", epochs=1)
 
-    r = run_cli(cmd, env)
+    # Resubmit without waiting, the job held in the queue (a busy cluster) ...
+    held = tmp_path / "held.json"
+    held.write_text(json.dumps({"slurm": {**SLURM_OPTIONS,
+                                          "log_dir": str(log_dir), "additional": {"hold": True}}}))
+    r = run_cli(sweep_command(["quick", "slow"], grid, out, held) + ["--no-wait"], env)
     assert r.returncode == 0, r.output
     assert "1 already have result files (skipped), 1 to run" in r.output
+    assert "not waiting" in r.output
     new_id = ledger(log_dir)[str(out / "slow_L1_K8.json")]["job_id"]
     assert new_id != job_id
+    assert cluster.slurm_states([new_id]) == {new_id: "PENDING"}
+    # ... then the same command again: it waits for that job instead of submitting another.
+    proc, lines = popen_lines(cmd, env)
+    try:
+        wait_for(lambda: any(f"job {new_id} from an earlier submission is pending; waiting for it"
+                             in line for line in lines), 120, "the sweep to find the queued job", proc, lines)
+        subprocess.run(["scontrol", "release", new_id], check=True)
+        assert proc.wait(timeout=120) == 0, "".join(lines)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert not any("submitted" in line for line in lines)
     log = job_log(log_dir, new_id)
     assert "slow_L1_K8: resuming from checkpoint" in log, log
     resumed_after = int(log.split("resuming from checkpoint")[1].split("after epoch")[1].split()[0])
