@@ -6,8 +6,9 @@ to :func:`run_sweep`, which
 
 1. skips every run whose result file already exists (results are written
    atomically, so a file that exists is complete);
-2. gives each remaining run a Trainer checkpoint path
-   (``<out_dir>/.checkpoints/<result file stem>``), so a run that is stopped
+2. runs each with its Trainer checkpoint path (every spec of
+   :func:`hw2.experiments.sweep_jobs` has one; a spec without gets
+   ``<out_dir>/.checkpoints/<result file stem>``), so a run that is stopped
    -- preempted, timed out, cancelled, killed -- continues from its last
    finished epoch the next time it is started;
 3. executes them with an executor:
@@ -53,10 +54,15 @@ FINAL_STATES = frozenset({
     "COMPLETED", "FAILED", "CANCELLED", "TIMEOUT", "NODE_FAIL", "OUT_OF_MEMORY", "BOOT_FAIL",
     "DEADLINE", "REVOKED", "SPECIAL_EXIT",
 })
+#: Not known to SLURM (None: not yet in, or already gone from, sacct/squeue), or
+#: preempted, which is final unless the cluster requeues the job: a job that stays
+#: in one of these for UNSETTLED_GRACE_S seconds without a result has failed.
+UNSETTLED_STATES = frozenset({None, "PREEMPTED"})
+UNSETTLED_GRACE_S = 120
 #: States of a job that is still in the queue or on a node.
 ACTIVE_STATES = frozenset({
     "PENDING", "RUNNING", "REQUEUED", "REQUEUE_FED", "REQUEUE_HOLD", "CONFIGURING", "COMPLETING",
-    "RESIZING", "SUSPENDED", "STOPPED", "SIGNALING", "STAGE_OUT", "RESV_DEL_HOLD", "PREEMPTED",
+    "RESIZING", "SUSPENDED", "STOPPED", "SIGNALING", "STAGE_OUT", "RESV_DEL_HOLD",
 })
 
 
@@ -503,7 +509,7 @@ class SlurmExecutor:
                             log=paths(jobs[str(run.result)]).stderr) for run in runs]
 
         outcomes: dict[str, Outcome] = {}
-        unknown_since: dict[str, float] = {}
+        unsettled_since: dict[str, float] = {}
         last_state: dict[str, str] = {}
         try:
             while len(outcomes) < len(runs):
@@ -517,8 +523,9 @@ class SlurmExecutor:
                     outcome = None
                     if p.result_pickle.exists():
                         outcome = self._outcome_from_pickle(run, jid, p)
-                    elif state in FINAL_STATES or (state is None and time.monotonic() -
-                                                   unknown_since.setdefault(jid, time.monotonic()) > 120):
+                    elif state in FINAL_STATES or (state in UNSETTLED_STATES and time.monotonic() -
+                                                   unsettled_since.setdefault(jid, time.monotonic())
+                                                   > UNSETTLED_GRACE_S):
                         # Give the result pickle a moment to appear on shared file systems.
                         time.sleep(1)
                         if p.result_pickle.exists():
@@ -535,8 +542,8 @@ class SlurmExecutor:
                                          f"resumes from its last finished epoch")
                     if state is not None:
                         last_state[jid] = state
-                    if state is not None:
-                        unknown_since.pop(jid, None)
+                    if state not in UNSETTLED_STATES:
+                        unsettled_since.pop(jid, None)
                     if outcome is not None:
                         outcomes[str(run.result)] = outcome
                         if not outcome.ok:
