@@ -273,3 +273,30 @@ def test_torch_trainer_arguments():
     with pytest.raises(ValueError, match="amp_dtype.*float64"):
         TorchTrainer(model, nn.CrossEntropyLoss(), opt, amp_dtype=torch.float64)
     assert TorchTrainer(model, nn.CrossEntropyLoss(), opt).device == torch.device("cpu")
+
+
+def test_resume_with_gpu_batches_loader_state(tmp_path):
+    """The runner's path: a loader with state_dict() (hw2.data.GPUBatches, here on the CPU)."""
+    from hw2.data import GPUBatches
+
+    gen = torch.Generator().manual_seed(0)
+    x = torch.randint(0, 256, (48, 3, 8, 8), dtype=torch.uint8, generator=gen)
+    y = torch.randint(0, 4, (48,), generator=gen)
+
+    def setup(seed, trainer_cls=TorchTrainer, **kw):
+        torch.manual_seed(seed)
+        model = nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), nn.ReLU(), nn.Flatten(),
+                              nn.Linear(4 * 64, 4))
+        opt = torch.optim.Adam(model.parameters(), lr=1e-2)
+        batches = (GPUBatches(x, y, 16, shuffle=True, augment=True, device="cpu", seed=seed),
+                   GPUBatches(x[:16], y[:16], 16, device="cpu"))
+        return trainer_cls(model, nn.CrossEntropyLoss(), opt, "cpu", **kw), batches
+
+    trainer, batches = setup(0)
+    full = trainer.fit(*batches, num_epochs=4)
+    trainer, batches = setup(0, InterruptingTorchTrainer, interrupt_after=3 * 2 + 1)
+    with pytest.raises(Interrupt):
+        trainer.fit(*batches, num_epochs=4, checkpoints=tmp_path / "run")
+    trainer, batches = setup(7)
+    assert trainer.fit(*batches, num_epochs=4, checkpoints=tmp_path / "run") == full
+    assert batches[0].epoch == 4
