@@ -1,4 +1,4 @@
-"""Checking hand-written backward passes: against autograd and by finite differences.
+"""Checking hand-written backward passes: autograd and finite differences.
 
 Two independent oracles for the layers of :mod:`hw2.layers`:
 
@@ -35,8 +35,10 @@ __all__ = [
     "relative_error",
 ]
 
-# A reference computation: (x, iterator over parameter leaves, labels) -> output.
-Reference = Callable[[torch.Tensor, Iterator[torch.Tensor], "torch.Tensor | None"], torch.Tensor]
+# A reference computation: (x, iterator over parameter leaves, labels) -> out.
+Reference = Callable[
+    [torch.Tensor, Iterator[torch.Tensor], "torch.Tensor | None"], torch.Tensor
+]
 
 
 # --------------------------------------------------------------------------
@@ -111,11 +113,12 @@ def _(layer: L.MLP) -> Reference:
 
 
 def param_names(layer: L.Layer) -> list[str]:
-    """Readable names of ``layer.params()`` in order, e.g. ``['0.w', '0.b', '2.w']``."""
+    """Names of ``layer.params()`` in order, e.g. ``['0.w', '0.b', '2.w']``."""
     if isinstance(layer, L.MLP):
         return param_names(layer.sequence)
     if isinstance(layer, L.Sequential):
-        return [f"{i}.{name}" for i, sub in enumerate(layer.layers) for name in param_names(sub)]
+        return [f"{i}.{name}" for i, sub in enumerate(layer.layers)
+                for name in param_names(sub)]
     if isinstance(layer, L.Linear):
         return ["w", "b"]
     return [f"param{i}" for i in range(len(layer.params()))]
@@ -135,7 +138,8 @@ class GradDiff:
 
     out: float  #: forward output
     dx: float  #: gradient w.r.t. the input
-    params: dict[str, float] = field(default_factory=dict)  #: per parameter gradient
+    #: each parameter gradient, by name (see param_names)
+    params: dict[str, float] = field(default_factory=dict)
 
     def __iter__(self):
         yield self.out
@@ -150,7 +154,9 @@ class GradDiff:
 
 def _max_abs_diff(a: torch.Tensor, b: torch.Tensor) -> float:
     if a.shape != b.shape:
-        raise ValueError(f"shapes differ: {tuple(a.shape)} vs {tuple(b.shape)}")
+        raise ValueError(
+            f"shapes differ: {tuple(a.shape)} vs {tuple(b.shape)}"
+        )
     return (a - b).abs().max().item() if a.numel() else 0.0
 
 
@@ -184,12 +190,14 @@ def compare_layer_to_torch(
         dout = torch.ones((), dtype=out.dtype, device=out.device)
     else:
         gen = torch.Generator(device=out.device).manual_seed(seed)
-        dout = torch.randn(out.shape, generator=gen, dtype=out.dtype, device=out.device)
+        dout = torch.randn(out.shape, generator=gen, dtype=out.dtype,
+                           device=out.device)
     dx = layer.backward(dout if out.dim() else 1.0)
 
     # The same computation through autograd, on leaf copies.
     xt = x.detach().clone().requires_grad_(True)
-    leaves = [p.detach().clone().requires_grad_(True) for p, _ in layer.params()]
+    leaves = [p.detach().clone().requires_grad_(True)
+              for p, _ in layer.params()]
     out_t = torch_reference(layer)(xt, iter(leaves), y)
     out_t.backward(dout)
 
@@ -238,12 +246,14 @@ def numerical_gradient(
     return grad
 
 
-def relative_error(a: torch.Tensor, b: torch.Tensor, floor: float = 1e-12) -> float:
-    """Largest difference relative to the largest entry: ``max|a - b| / max(|a|, |b|)``.
+def relative_error(a: torch.Tensor, b: torch.Tensor,
+                   floor: float = 1e-12) -> float:
+    """Largest difference relative to the largest entry.
 
-    Measured against the scale of the whole gradient rather than entry by
-    entry, so that tiny entries (a softmax probability of 1e-9) whose finite-
-    difference estimate is all rounding do not dominate.
+    ``max|a - b| / max(max|a|, max|b|)``: measured against the scale of the
+    whole gradient rather than entry by entry, so that tiny entries (from a
+    softmax probability of 1e-9, say), whose finite-difference estimates are
+    all rounding error, do not dominate.
     """
     scale = max(a.abs().max().item(), b.abs().max().item(), floor)
     return (a - b).abs().max().item() / scale

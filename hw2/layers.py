@@ -48,7 +48,8 @@ __all__ = [
 def _check_float_tensor(layer: "Layer", name: str, t) -> None:
     if not isinstance(t, torch.Tensor):
         raise TypeError(
-            f"{layer.name}: {name} must be a torch.Tensor, got {type(t).__name__}"
+            f"{layer.name}: {name} must be a torch.Tensor, "
+            f"got {type(t).__name__}"
         )
     if not t.is_floating_point():
         raise TypeError(
@@ -58,11 +59,12 @@ def _check_float_tensor(layer: "Layer", name: str, t) -> None:
 
 
 def _check_batched(layer: "Layer", x) -> None:
-    """Activations and dropout accept any shape (N, *) with at least one dim."""
+    """Activations and dropout accept any shape (N, *), at least one dim."""
     _check_float_tensor(layer, "input", x)
     if x.dim() < 1:
         raise ValueError(
-            f"{layer.name}: expected a batch of shape (N, *), got a 0-dim tensor"
+            f"{layer.name}: expected a batch of shape (N, *), "
+            "got a 0-dim tensor"
         )
 
 
@@ -70,8 +72,8 @@ def _check_dout(layer: "Layer", dout, shape: torch.Size) -> None:
     _check_float_tensor(layer, "dout", dout)
     if dout.shape != shape:
         raise ValueError(
-            f"{layer.name}.backward: dout has shape {tuple(dout.shape)} but the "
-            f"forward output had shape {tuple(shape)}"
+            f"{layer.name}.backward: dout has shape {tuple(dout.shape)} "
+            f"but the forward output had shape {tuple(shape)}"
         )
 
 
@@ -101,7 +103,7 @@ class Layer(abc.ABC):
 
     @abc.abstractmethod
     def backward(self, dout):
-        """Given dL/d(output), return dL/d(input); accumulate parameter gradients."""
+        """Given dL/d(output), return dL/d(input); add parameter gradients."""
 
     def params(self) -> list[tuple[torch.Tensor, torch.Tensor]]:
         """The layer's parameters as ``(tensor, gradient)`` pairs.
@@ -126,8 +128,9 @@ class Layer(abc.ABC):
             return self.grad_cache[key]
         except KeyError:
             raise RuntimeError(
-                f"{self.name}.backward() was called before {self.name}.forward(): "
-                "run a forward pass first, it caches what backward needs"
+                f"{self.name}.backward() was called before "
+                f"{self.name}.forward(): run a forward pass first, "
+                "it caches what backward needs"
             ) from None
 
     def __repr__(self) -> str:
@@ -138,7 +141,7 @@ class Layer(abc.ABC):
 # Activations: elementwise, no parameters, any input shape (N, *).
 # --------------------------------------------------------------------------
 class LeakyReLU(Layer):
-    """Leaky rectified linear unit: ``f(x) = x`` for x > 0, ``alpha·x`` otherwise.
+    """Leaky rectified linear unit: ``f(x) = x`` if x > 0, else ``alpha·x``.
 
     Args:
         alpha: slope for negative inputs, 0 <= alpha < 1 (0 gives ReLU).
@@ -147,7 +150,9 @@ class LeakyReLU(Layer):
     def __init__(self, alpha: float = 0.01):
         super().__init__()
         if not 0 <= alpha < 1:
-            raise ValueError(f"LeakyReLU: alpha must satisfy 0 <= alpha < 1, got {alpha!r}")
+            raise ValueError(
+                f"LeakyReLU: alpha must satisfy 0 <= alpha < 1, got {alpha!r}"
+            )
         self.alpha = float(alpha)
 
     def forward(self, x: torch.Tensor, **kw) -> torch.Tensor:
@@ -171,7 +176,7 @@ class LeakyReLU(Layer):
 
 
 class ReLU(LeakyReLU):
-    """Rectified linear unit: ``f(x) = max(0, x)``, a LeakyReLU with alpha = 0."""
+    """Rectified linear unit ``f(x) = max(0, x)``: LeakyReLU with alpha = 0."""
 
     def __init__(self):
         super().__init__(alpha=0.0)
@@ -251,17 +256,21 @@ class Linear(Layer):
         device: torch.device | str | None = None,
     ):
         super().__init__()
-        for arg, value in (("in_features", in_features), ("out_features", out_features)):
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"Linear: {arg} must be a positive int, got {value!r}")
+        for arg, value in (("in_features", in_features),
+                           ("out_features", out_features)):
+            if type(value) is not int or value < 1:  # bool is not accepted
+                raise ValueError(
+                    f"Linear: {arg} must be a positive int, got {value!r}"
+                )
         if not wstd >= 0:
             raise ValueError(f"Linear: wstd must be >= 0, got {wstd!r}")
         self.in_features = in_features
         self.out_features = out_features
         self.wstd = wstd
 
-        self.w = torch.randn(out_features, in_features, dtype=dtype, device=device) * wstd
-        self.b = torch.zeros(out_features, dtype=dtype, device=device)
+        factory = dict(dtype=dtype, device=device)
+        self.w = torch.randn(out_features, in_features, **factory) * wstd
+        self.b = torch.zeros(out_features, **factory)
         self.dw = torch.zeros_like(self.w)
         self.db = torch.zeros_like(self.b)
 
@@ -270,17 +279,7 @@ class Linear(Layer):
 
     def forward(self, x: torch.Tensor, **kw) -> torch.Tensor:
         """x: (N, D) -> out: (N, M)"""
-        _check_float_tensor(self, "input", x)
-        if x.dim() != 2 or x.shape[1] != self.in_features:
-            raise ValueError(
-                f"Linear: expected input of shape (N, {self.in_features}), got "
-                f"{tuple(x.shape)}; flatten images first with x.reshape(len(x), -1)"
-            )
-        if x.dtype != self.w.dtype:
-            raise TypeError(
-                f"Linear: the input is {x.dtype} but the parameters are "
-                f"{self.w.dtype}; create the layer with dtype={x.dtype}"
-            )
+        self._check_input(x)
         self.grad_cache["x"] = x  # dL/dW needs the input
         return x @ self.w.T + self.b
 
@@ -294,8 +293,23 @@ class Linear(Layer):
         dx = dout @ self.w  # dL/dX = dout W
         return dx
 
+    def _check_input(self, x) -> None:
+        _check_float_tensor(self, "input", x)
+        if x.dim() != 2 or x.shape[1] != self.in_features:
+            raise ValueError(
+                f"Linear: expected input of shape (N, {self.in_features}), "
+                f"got {tuple(x.shape)}; flatten images first with "
+                "x.reshape(len(x), -1)"
+            )
+        if x.dtype != self.w.dtype:
+            raise TypeError(
+                f"Linear: the input is {x.dtype} but the parameters are "
+                f"{self.w.dtype}; create the layer with dtype={x.dtype}"
+            )
+
     def __repr__(self) -> str:
-        return f"Linear(in_features={self.in_features}, out_features={self.out_features})"
+        return (f"Linear(in_features={self.in_features}, "
+                f"out_features={self.out_features})")
 
 
 # --------------------------------------------------------------------------
@@ -308,39 +322,16 @@ class CrossEntropyLoss(Layer):
     shift so that scores of any magnitude give a finite loss.
     """
 
-    def forward(self, x: torch.Tensor, y: torch.Tensor | None = None, **kw) -> torch.Tensor:
-        """x: (N, C) class scores, y: (N,) integer labels in [0, C) -> 0-dim loss."""
-        _check_float_tensor(self, "scores", x)
-        if x.dim() != 2:
-            raise ValueError(
-                f"CrossEntropyLoss: scores must have shape (N, C), got {tuple(x.shape)}"
-            )
-        n, c = x.shape
-        if y is None:
-            raise TypeError("CrossEntropyLoss: labels are missing, call loss_fn(scores, y)")
-        if not isinstance(y, torch.Tensor):
-            raise TypeError(
-                f"CrossEntropyLoss: labels must be a torch.Tensor, got {type(y).__name__}"
-            )
-        if y.is_floating_point() or y.is_complex() or y.dtype == torch.bool:
-            raise TypeError(
-                f"CrossEntropyLoss: labels must be an integer tensor (int64), got dtype {y.dtype}"
-            )
-        if y.shape != (n,):
-            raise ValueError(
-                f"CrossEntropyLoss: labels must have shape ({n},) to match scores "
-                f"{tuple(x.shape)}, got {tuple(y.shape)}"
-            )
-        if n and (y.min() < 0 or y.max() >= c):
-            raise ValueError(
-                f"CrossEntropyLoss: labels must be in [0, {c}) for {c} classes, "
-                f"got values from {int(y.min())} to {int(y.max())}"
-            )
-
-        # log softmax via log-sum-exp: subtract the row max before exp so that
-        # the largest exponent is e^0 = 1 (no overflow, no log(0) = -inf).
+    def forward(self, x: torch.Tensor, y: torch.Tensor | None = None,
+                **kw) -> torch.Tensor:
+        """x: (N, C) class scores, y: (N,) labels in [0, C) -> 0-dim loss."""
+        self._check_inputs(x, y)
+        n = x.shape[0]
+        # log softmax via log-sum-exp: subtract the row max before exp so
+        # that the largest exponent is e^0 = 1 (no overflow, no log(0)).
         shifted = x - x.max(dim=1, keepdim=True).values  # (N, C)
-        log_probs = shifted - torch.log(torch.exp(shifted).sum(dim=1, keepdim=True))
+        log_norm = torch.log(torch.exp(shifted).sum(dim=1, keepdim=True))
+        log_probs = shifted - log_norm  # (N, C)
         loss = -log_probs[torch.arange(n), y].mean()
 
         self.grad_cache["probs"] = torch.exp(log_probs)  # softmax(x): (N, C)
@@ -353,7 +344,8 @@ class CrossEntropyLoss(Layer):
         y = self.grad_cache["y"]
         if isinstance(dout, torch.Tensor) and dout.numel() != 1:
             raise ValueError(
-                f"CrossEntropyLoss.backward: dout must be a scalar, got shape {tuple(dout.shape)}"
+                "CrossEntropyLoss.backward: dout must be a scalar, "
+                f"got shape {tuple(dout.shape)}"
             )
         n = probs.shape[0]
         # dL/dx = (softmax(x) - onehot(y)) / N, scaled by the upstream dout
@@ -361,6 +353,39 @@ class CrossEntropyLoss(Layer):
         dx[torch.arange(n), y] -= 1
         dx *= dout / n
         return dx
+
+    def _check_inputs(self, x, y) -> None:
+        _check_float_tensor(self, "scores", x)
+        if x.dim() != 2:
+            raise ValueError(
+                "CrossEntropyLoss: scores must have shape (N, C), "
+                f"got {tuple(x.shape)}"
+            )
+        n, c = x.shape
+        if y is None:
+            raise TypeError(
+                "CrossEntropyLoss: labels are missing, call loss_fn(scores, y)"
+            )
+        if not isinstance(y, torch.Tensor):
+            raise TypeError(
+                "CrossEntropyLoss: labels must be a torch.Tensor, "
+                f"got {type(y).__name__}"
+            )
+        if y.is_floating_point() or y.is_complex() or y.dtype == torch.bool:
+            raise TypeError(
+                "CrossEntropyLoss: labels must be an integer tensor (int64), "
+                f"got dtype {y.dtype}"
+            )
+        if y.shape != (n,):
+            raise ValueError(
+                f"CrossEntropyLoss: labels must have shape ({n},) to match "
+                f"scores {tuple(x.shape)}, got {tuple(y.shape)}"
+            )
+        if n and (y.min() < 0 or y.max() >= c):
+            raise ValueError(
+                f"CrossEntropyLoss: labels must be in [0, {c}) for {c} "
+                f"classes, got values from {int(y.min())} to {int(y.max())}"
+            )
 
 
 # --------------------------------------------------------------------------
@@ -398,7 +423,7 @@ class Dropout(Layer):
         """dout: (N, *) -> dx: (N, *)"""
         scale = self._cached("scale")
         _check_dout(self, dout, scale.shape)
-        # out = x ⊙ scale, so dL/dx = dout ⊙ scale: zero through dropped units
+        # out = x ⊙ scale, so dL/dx = dout ⊙ scale: zero where dropped
         dx = dout * scale
         return dx
 
@@ -421,7 +446,8 @@ class Sequential(Layer):
         for i, layer in enumerate(layers):
             if not isinstance(layer, Layer):
                 raise TypeError(
-                    f"Sequential: item {i} is a {type(layer).__name__}, not an hw2.layers.Layer"
+                    f"Sequential: item {i} is a {type(layer).__name__}, "
+                    "not an hw2.layers.Layer"
                 )
         self.layers = list(layers)
 
@@ -432,7 +458,7 @@ class Sequential(Layer):
         return out
 
     def backward(self, dout: torch.Tensor) -> torch.Tensor:
-        # The chain rule, one layer at a time from the output back to the input.
+        # The chain rule, one layer at a time, from the output to the input.
         din = dout
         for layer in reversed(self.layers):
             din = layer.backward(din)
@@ -459,7 +485,8 @@ class Sequential(Layer):
         return iter(self.layers)
 
     def __repr__(self) -> str:
-        lines = [f"  ({i}) {layer!r}".replace("\n", "\n  ") for i, layer in enumerate(self.layers)]
+        lines = [f"  ({i}) {layer!r}".replace("\n", "\n  ")
+                 for i, layer in enumerate(self.layers)]
         return "Sequential(\n" + "\n".join(lines) + "\n)"
 
 
@@ -473,24 +500,25 @@ ACTIVATIONS: dict[str, type[Layer]] = {
 
 
 def activation_class(activation: str | type[Layer]) -> type[Layer]:
-    """Map an activation name (see ``ACTIVATIONS``) or a Layer class to the class."""
+    """The Layer class of an activation name (``ACTIVATIONS``) or class."""
     if isinstance(activation, type) and issubclass(activation, Layer):
         return activation
     if isinstance(activation, str) and activation.lower() in ACTIVATIONS:
         return ACTIVATIONS[activation.lower()]
     raise ValueError(
         f"unknown activation {activation!r}; supported: "
-        f"{', '.join(repr(k) for k in ACTIVATIONS)} or an hw2.layers.Layer subclass"
+        f"{', '.join(repr(k) for k in ACTIVATIONS)} "
+        "or an hw2.layers.Layer subclass"
     )
 
 
 class MLP(Layer):
-    """A multilayer perceptron: ``[Linear → Act (→ Dropout)] × len(hidden) → Linear``.
+    """Multilayer perceptron ``[Linear → Act (→ Dropout)] × H → Linear``.
 
     Args:
         in_features: D, size of each input sample.
         num_classes: C, number of output scores.
-        hidden_features: sizes of the hidden layers, e.g. ``[100, 50]``.
+        hidden_features: sizes of the H hidden layers, e.g. ``[100, 50]``.
         activation: ``'relu'``, ``'lrelu'``, ``'sigmoid'``, ``'tanh'`` or a
             Layer class.
         dropout: drop probability after each activation (0: no Dropout layer).
@@ -515,7 +543,9 @@ class MLP(Layer):
         super().__init__()
         act_cls = activation_class(activation)
         if not 0 <= dropout < 1:
-            raise ValueError(f"MLP: dropout must satisfy 0 <= dropout < 1, got {dropout!r}")
+            raise ValueError(
+                f"MLP: dropout must satisfy 0 <= dropout < 1, got {dropout!r}"
+            )
         self.in_features = in_features
         self.num_classes = num_classes
         self.hidden_features = list(hidden_features)
