@@ -144,6 +144,16 @@ def checkpoint_epoch(run: Run) -> int:
         return 0
 
 
+def error_summary(message: str) -> str:
+    """The line of a traceback (or message) that names the error: ``DataError: no data``."""
+    lines = [line for line in (message or "").strip().splitlines() if line.strip()]
+    frames = [i for i, line in enumerate(lines) if line.startswith("  File ")]
+    for line in lines[frames[-1] + 1 if frames else 0:]:
+        if not line.startswith((" ", "\t")):
+            return line.strip()
+    return lines[-1].strip() if lines else ""
+
+
 class SweepTask:
     """The callable a SLURM job (or a local worker) runs: one run of the sweep.
 
@@ -548,7 +558,7 @@ class SlurmExecutor:
                         outcomes[str(run.result)] = outcome
                         if not outcome.ok:
                             progress.message(f"[slurm] FAILED {run.name} (job {jid}): "
-                                             f"{outcome.message.splitlines()[-1] if outcome.message else ''}"
+                                             f"{error_summary(outcome.message)}"
                                              f"\n        stderr: {outcome.log}")
                 failed = sum(not o.ok for o in outcomes.values())
                 progress.update(len(runs) - len(outcomes) - running, running,
@@ -619,9 +629,9 @@ def run_sweep(jobs: Iterable[Any], executor: str | LocalExecutor | SlurmExecutor
     if failed:
         print(f"[{executor.name}] {len(failed)} of {_runs(len(runs))} failed:", file=stream)
         for o in failed:
-            last = o.message.strip().splitlines()[-1] if o.message.strip() else ""
-            where = f"; log: {o.log}" if o.log else ""
-            print(f"  {o.run.name}: {last}{where}", file=stream)
+            print(f"  {o.run.name}: {error_summary(o.message)}", file=stream)
+            if o.log:
+                print(f"      log: {o.log}", file=stream)
         print(f"[{executor.name}] run the same command again to resume the failed runs from "
               f"their last finished epoch", file=stream)
     summary = f"[{executor.name}] {done + len(runs) - len(todo)} of {_runs(len(runs))} have results"

@@ -214,7 +214,7 @@ def test_cancelled_run_resumes_from_its_checkpoint(slurm_cluster, tiny_cifar, tm
     assert proc.returncode == 1
     assert f"FAILED slow_L1_K8 (job {job_id})" in output
     stderr_log = log_dir / job_id / f"{job_id}_0_log.err"
-    assert f"slow_L1_K8: job {job_id} ended CANCELLED; log: {stderr_log}" in output
+    assert f"slow_L1_K8: job {job_id} ended CANCELLED\n      log: {stderr_log}\n" in output
     assert stderr_log.exists()
     assert checkpoint.exists() and not (out / "slow_L1_K8.json").exists()
     check_result(out / "quick_L1_K8.json", epochs=1)
@@ -331,7 +331,21 @@ def test_bad_slurm_config_is_named(tmp_path, text, match):
     assert r.returncode == 2 and str(path) in r.stderr
 
 
-def test_finished_runs_are_not_submitted(tmp_path, monkeypatch):
+TRACEBACK = """Traceback (most recent call last):
+  File "/x/hw2/experiments.py", line 10, in run_job
+    raise DataError("boom")
+hw2.data.DataError: boom
+  more words of the message
+"""
+
+
+def test_error_summary_names_the_exception():
+    assert cluster.error_summary(TRACEBACK) == "hw2.data.DataError: boom"
+    assert cluster.error_summary("job 3 ended CANCELLED") == "job 3 ended CANCELLED"
+    assert cluster.error_summary("") == ""
+
+
+def test_finished_runs_are_not_submitted(tmp_path):
     """Runs whose result file exists never reach the executor; the exit code counts failures."""
     specs = experiments.sweep_jobs(["exp1_3"], {"out_dir": str(tmp_path)})
     done = cluster.plan_run(specs[0]).result
@@ -344,12 +358,12 @@ def test_finished_runs_are_not_submitted(tmp_path, monkeypatch):
         def execute(self, runs):
             seen.extend(r.name for r in runs)
             return [cluster.Outcome(r, "failed" if r.name.endswith("L4_K64-128-256") else "done",
-                                    "boom", log=Path("/logs/x.err")) for r in runs]
+                                    TRACEBACK, log=Path("/logs/x.err")) for r in runs]
 
     import io
     stream = io.StringIO()
     assert cluster.run_sweep(specs, Recorder(), stream=stream) == 1
     assert seen == ["exp1_3_L2_K64-128-256", "exp1_3_L3_K64-128-256", "exp1_3_L4_K64-128-256"]
     text = stream.getvalue()
-    assert "exp1_3_L4_K64-128-256: boom; log: /logs/x.err" in text
+    assert "exp1_3_L4_K64-128-256: hw2.data.DataError: boom\n      log: /logs/x.err\n" in text
     assert "1 already have result files (skipped), 3 to run" in text
