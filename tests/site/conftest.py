@@ -22,6 +22,22 @@ import yaml
 ROOT = Path(__file__).resolve().parents[2]
 
 
+def pytest_ignore_collect(collection_path, config):
+    """The site suites need a built book and run in their own step, after the build:
+    `pytest tests` (the unit suites) leaves them out; name tests/site (or a file in
+    it) on the command line to run them."""
+    here = Path(__file__).resolve().parent
+    path = Path(collection_path).resolve()
+    if path.parent != here or not path.name.startswith("test_"):
+        return None
+    base = Path(config.invocation_params.dir)
+    for arg in config.args:
+        target = (base / arg.split("::")[0]).resolve()
+        if target == here or here in target.parents:
+            return None
+    return True
+
+
 def pytest_addoption(parser):
     group = parser.getgroup("hw2 site")
     group.addoption("--html-dir", default=None, help="built book HTML (default $HW2_SITE_DIR or _build/html)")
