@@ -5,7 +5,7 @@ layers and autograd: the point here is architecture, not backpropagation.
 
 - :class:`ConvClassifier`: ``[(CONV→ACT)×P → POOL]×(N/P) → (FC→ACT)×M → FC``.
 - :class:`ResidualBlock`, :class:`ResidualBottleneckBlock`: the building
-  blocks of residual networks {cite}`he2016deep`.
+  blocks of residual networks (He et al. 2016).
 - :class:`ResNetClassifier`: the same layout as ``ConvClassifier`` with every
   ``P`` convolutions wrapped in one residual block.
 - :class:`YourCodeNet`: the book's own architecture for experiment 2.
@@ -321,7 +321,7 @@ class ConvClassifier(nn.Module):
 # --------------------------------------------------------------------------
 
 class ResidualBlock(nn.Module):
-    """``out = act(main_path(x) + shortcut_path(x))`` {cite}`he2016deep`.
+    """``out = act(main_path(x) + shortcut_path(x))`` (He et al. 2016).
 
     The main path is a chain of convolutions with 'same' padding (so odd
     kernel sizes only), and ``Dropout2d → BatchNorm2d → activation`` between
@@ -393,7 +393,7 @@ class ResidualBlock(nn.Module):
 
 
 class ResidualBottleneckBlock(ResidualBlock):
-    """A residual block that works in a narrower space {cite}`he2016deep`.
+    """A residual block that works in a narrower space (He et al. 2016).
 
     ``in_out_channels → inner_channels[0]`` (1×1 down-projection), then the
     inner convolutions ``inner_channels[0] → inner_channels[0] → … →
@@ -516,7 +516,7 @@ class ConvBN(nn.Sequential):
 class BasicUnit(nn.Module):
     """``act(x + body(x))`` with ``body = ConvBN → act → ConvBN`` (or one ConvBN).
 
-    The residual unit of torchvision's ``BasicBlock`` {cite}`he2016deep`; it
+    The residual unit of torchvision's ``BasicBlock`` (He et al. 2016); it
     keeps the channels and the spatial size, so the skip is the identity.
     With ``zero_init=True`` the last BatchNorm's scale starts at zero, so
     ``body(x) = 0`` and the unit starts as ``act(x)`` (Goyal et al., 2017):
@@ -587,8 +587,8 @@ class YourCodeNet(ConvClassifier):
 
     Design (aim: the best CIFAR-10 accuracy per GPU-second at the widths of
     experiment 2, ``K = [32, 64, 128]``, ``L = 3 … 12``; ideas from the fast
-    CIFAR-10 training scripts {cite}`jordan2024airbench` and ResNets
-    {cite}`he2016deep`):
+    CIFAR-10 training scripts (Jordan 2024, airbench) and ResNets
+    (He et al. 2016)):
 
     1. **Stages.** ``channels`` is cut into stages of ``pool_every`` convs, as
        ``ConvClassifier`` cuts it between poolings; the runner passes
@@ -601,7 +601,7 @@ class YourCodeNet(ConvClassifier):
     3. **Residual units with BatchNorm.** The stage's other convs form
        :class:`BasicUnit` s, ``act(x + BN(conv(act(BN(conv(x))))))``, with
        identity skips, so depth ``L = 12`` (36 convs) trains as easily as
-       ``L = 3`` {cite}`he2016deep` {cite}`ioffe2015batch`. Convs have no bias
+       ``L = 3`` (He et al. 2016; Ioffe & Szegedy 2015). Convs have no bias
        (BN follows). The last BN of each unit starts with zero scale, so every
        unit starts as (almost) the identity (``zero_init_residual``).
     4. **Global-average-pool head.** The last map is averaged per channel
