@@ -549,16 +549,26 @@ class CIFAR10Dataset(torch.utils.data.Dataset):
     def __len__(self) -> int:
         return len(self.y)
 
-    def __getitem__(self, index: int):
-        image = self.x[index].unsqueeze(0)  # (1, 3, H, W) uint8
+    def _convert(self, index: torch.Tensor) -> torch.Tensor:
+        """Images ``index`` (B,) as normalised float32 (B, 3, H, W) or (B, 3*H*W)."""
         if self.augment:
             pad = 4
-            flip = torch.rand(1) < 0.5
-            offsets = torch.randint(0, 2 * pad + 1, (1, 2))
-            image = augment_batch(image, flip, offsets, pad)
-        image = (image.float() - self._shift) * self._scale
-        image = image[0].flatten() if self.flatten else image[0]
+            flip = torch.rand(len(index)) < 0.5
+            offsets = torch.randint(0, 2 * pad + 1, (len(index), 2))
+            images = augment_batch(self.x, flip, offsets, pad, rows=index)
+        else:
+            images = self.x[index]
+        images = (images.float() - self._shift) * self._scale  # (pixel/255 - mean)/std
+        return images.flatten(1) if self.flatten else images
+
+    def __getitem__(self, index: int):
+        image = self._convert(torch.tensor([index]))[0]
         return image, int(self.y[index])
+
+    def __getitems__(self, indices: list[int]):
+        """A whole batch at once (the DataLoader calls this when it exists)."""
+        images = self._convert(torch.as_tensor(indices, dtype=torch.int64))
+        return list(zip(images, self.y[indices].tolist()))
 
     def __repr__(self) -> str:
         return (f"CIFAR10Dataset(N={len(self)}, shape={tuple(self.x.shape[1:])}, "

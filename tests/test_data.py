@@ -305,6 +305,14 @@ def test_cifar10_datasets_balanced_normalised_flattened(tmp_path):
     assert len(full_train) == 10 * N_TRAIN
 
 
+def test_dataloader_batches_match_items():
+    x = torch.randint(0, 256, (20, 3, 4, 4), dtype=torch.uint8)
+    ds = data.CIFAR10Dataset(x, torch.arange(20), flatten=True)
+    xb, yb = next(iter(torch.utils.data.DataLoader(ds, batch_size=8, shuffle=True)))
+    assert xb.shape == (8, 48) and xb.dtype == torch.float32 and yb.dtype == torch.int64
+    assert torch.allclose(xb, torch.stack([ds[i][0] for i in yb.tolist()]))
+
+
 def test_dataset_augmentation_is_flip_and_crop_of_the_image():
     x = torch.randint(0, 256, (1, 3, 32, 32), dtype=torch.uint8)
     ds = data.CIFAR10Dataset(x, torch.tensor([0]), augment=True, mean=(0, 0, 0), std=(1 / 255,) * 3)
