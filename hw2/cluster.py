@@ -37,6 +37,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -468,6 +469,12 @@ class SlurmExecutor:
 
         if not runs:
             return []
+        if shutil.which("sbatch") is None or shutil.which("srun") is None:
+            message = ("SLURM's sbatch and srun are not on PATH here: run the sweep on a "
+                       "cluster's login node (or start a test cluster with "
+                       "tools/slurm/local_cluster.py)")
+            print(f"[slurm] {message}", file=self.stream or sys.stderr)
+            return [Outcome(run, "failed", message) for run in runs]
         log_dir = self._log_dir(runs)
         log_dir.mkdir(parents=True, exist_ok=True)
         ledger_path = log_dir / "submitted.json"
@@ -494,8 +501,16 @@ class SlurmExecutor:
                                         max_num_timeout=self.options.max_requeues,
                                         python=self.options.python)
             ex.update_parameters(**self.options.submitit_parameters())
-            with ex.batch():
-                submitted = [ex.submit(SweepTask(run)) for run in to_submit]
+            try:
+                with ex.batch():
+                    submitted = [ex.submit(SweepTask(run)) for run in to_submit]
+            except Exception as e:  # sbatch refused: no controller, bad partition, ...
+                said = [line for line in str(e).strip().splitlines() if line.strip()]
+                message = f"submission failed: {said[-1].strip() if said else type(e).__name__}"
+                progress.message(f"[slurm] {str(e).strip()}")
+                return [Outcome(run, "failed", message) for run in to_submit] + \
+                    [Outcome(run, "failed", "not waited for (the submission failed)")
+                     for run in runs if str(run.result) in jobs]
             for run, job in zip(to_submit, submitted):
                 jobs[str(run.result)] = job.job_id
                 ledger[str(run.result)] = {"job_id": job.job_id, "run": run.name,
