@@ -4,7 +4,8 @@ Colab opens ``.ipynb`` files from GitHub, not MyST Markdown. After the book
 build, this takes each chapter of ``_toc.yml`` as executed by the build
 (``_build/jupyter_execute/<page>.ipynb``, outputs included; a chapter the build
 did not execute is converted from its ``.md`` with jupytext) and puts one cell
-in front that installs the ``hw2`` package when, and only when, it runs on Colab.
+in front that installs the ``hw2`` package when, and only when, it runs on Colab,
+and one that defines the book's math macros (``_config.yml``) for Colab's MathJax.
 
     python .github/scripts/colab_notebooks.py --build _build --out _build/notebooks
 
@@ -23,7 +24,9 @@ import yaml
 
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "tests" / "site"))
+sys.path.insert(0, str(ROOT / "book" / "_ext"))
 from conftest import toc_files  # noqa: E402  (one TOC walker for the site tools)
+from hw2_site import add_macros_cell  # noqa: E402  (the book's math macros as a cell)
 
 SETUP = '''\
 # On Colab: install the book's package (hw2) from its repository, keeping Colab's own
@@ -44,6 +47,7 @@ def main(argv=None) -> int:
     repo = config["repository"]["url"].rstrip("/")
     spec = f"git+{repo}@{config['repository'].get('branch', 'main')}"
     toc = yaml.safe_load((ROOT / "_toc.yml").read_text())
+    macros = config["sphinx"]["config"].get("mathjax3_config", {}).get("tex", {}).get("macros", {})
 
     written = 0
     for name in toc_files(toc):
@@ -53,6 +57,7 @@ def main(argv=None) -> int:
         executed = args.build / "jupyter_execute" / f"{name}.ipynb"
         nb = nbformat.read(executed, as_version=4) if executed.is_file() else jupytext.read(src)
         setup = nbformat.v4.new_code_cell(SETUP.format(spec=spec), metadata={"tags": ["colab-setup"]})
+        add_macros_cell(nb, macros)  # no-op when the build already put it there
         nb.cells.insert(0, setup)
         nb.metadata.pop("jupytext", None)
         dest = args.out / f"{name}.ipynb"

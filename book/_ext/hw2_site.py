@@ -1,6 +1,6 @@
 """Sphinx glue for the book's website (loaded through ``sphinx.local_extensions``).
 
-Five jobs:
+Six jobs:
 
 * **MathJax served with the book.** Jupyter Book 1.x loads MathJax 3 from a
   CDN by default; the site must also work offline (and the browser suite runs
@@ -21,6 +21,11 @@ Five jobs:
 * **Bibliography labels that match the citations.** The text cites author-year
   ("Kingma and Ba, 2015"); the ``hw2authoryear`` pybtex style labels the
   bibliography the same way instead of [1], [2], ...
+
+* **Math macros in the downloaded notebooks.** The macros (``\\R``, ``\\vec``, ...)
+  live in ``_config.yml``, which Jupyter and Colab never read; every
+  ``_sources/**/*.ipynb`` offered for download starts with a markdown cell that
+  defines them with ``\\newcommand``.
 
 The browser suite ``tests/site/test_site.py`` checks all of this on the built site.
 """
@@ -122,6 +127,42 @@ def _drop_duplicate_scripts(app: Sphinx, pagename, templatename, context, doctre
     context["script_files"] = unique
 
 
+MACROS_MARKER = "<!-- hw2: math macros -->"
+
+
+def macros_markdown(macros: dict) -> str:
+    """A markdown cell's source defining MathJax macros (the ``tex.macros`` mapping)."""
+    defs = []
+    for name, value in macros.items():
+        if isinstance(value, (list, tuple)):
+            defs.append(f"\\newcommand{{\\{name}}}[{value[1]}]{{{value[0]}}}")
+        else:
+            defs.append(f"\\newcommand{{\\{name}}}{{{value}}}")
+    return (f"{MACROS_MARKER}\n<!-- This book's math macros (from _config.yml), "
+            f"for Jupyter and Colab. -->\n${' '.join(defs)}$")
+
+
+def add_macros_cell(nb, macros: dict, index: int = 0) -> None:
+    """Put the macros cell into a notebook (nbformat node) once."""
+    import nbformat
+
+    if not macros or any(MACROS_MARKER in c.get("source", "") for c in nb.cells[: index + 2]):
+        return
+    nb.cells.insert(index, nbformat.v4.new_markdown_cell(macros_markdown(macros)))
+
+
+def _macros_in_downloads(app: Sphinx, exception) -> None:
+    if exception is not None or app.builder.format != "html":
+        return
+    import nbformat
+
+    macros = ((app.config.mathjax3_config or {}).get("tex") or {}).get("macros") or {}
+    for path in sorted((Path(app.outdir) / "_sources").rglob("*.ipynb")):
+        nb = nbformat.read(path, as_version=4)
+        add_macros_cell(nb, macros)
+        nbformat.write(nb, path)
+
+
 def _register_bibliography_style() -> None:
     from collections import Counter
 
@@ -175,4 +216,5 @@ def setup(app: Sphinx) -> dict:
     # After sphinx-book-theme's own html-page-context handler (priority 500).
     app.connect("html-page-context", _colab_to_notebooks_branch, priority=900)
     app.connect("build-finished", _copy_mathjax)
+    app.connect("build-finished", _macros_in_downloads)
     return {"parallel_read_safe": True, "parallel_write_safe": True, "version": "1"}
