@@ -129,6 +129,8 @@ def html_dir(pytestconfig) -> Path:
 def screenshots_dir(pytestconfig, html_dir) -> Path:
     path = _opt(pytestconfig, "--screenshots-dir", "HW2_SCREENSHOTS_DIR", html_dir.parent / "screenshots")
     path.mkdir(parents=True, exist_ok=True)
+    for old in path.glob("*.png"):  # screenshots of pages that no longer exist
+        old.unlink()
     return path
 
 
