@@ -937,11 +937,14 @@ def run_sweep(jobs: list[dict], *, gpus: int | list[int] | None = None, log=prin
     gpu_ids = _gpu_ids(gpus, pending)
     failed = []
     if len(gpu_ids) <= 1:
+        from hw2.data import load_cifar10
+
+        data = load_cifar10()  # once for the whole sweep; no data -> one clear error
         for i, spec in enumerate(pending, 1):
             name = RunConfig.from_dict(spec).file_stem
             log(f"[{i}/{len(pending)}] {name} ...")
             try:
-                path = run_job(spec)
+                path = run_job(spec, data=data)
             except Exception as e:  # report, and go on with the next job
                 log(f"[{i}/{len(pending)}] {name}: FAILED {type(e).__name__}: {e}")
                 failed.append(name)

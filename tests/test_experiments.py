@@ -253,7 +253,7 @@ def _check_sweep_folder(out: Path, epochs: int) -> list[dict]:
 
 
 def test_sweep_killed_mid_run_resumes_and_completes(tiny_cifar, tmp_path, capsys):
-    epochs = 30
+    epochs = 15
     grid = write_grid(tmp_path / "grid.json", epochs)
     out = tmp_path / "out"
     cmd = [sys.executable, "-m", "hw2.experiments", "sweep", "tiny", "--grid-file", str(grid), "-o", str(out)]
