@@ -351,3 +351,23 @@ def test_bad_cli_input_in_a_real_process_has_no_traceback(args, tmp_path):
     assert proc.returncode == 2, (proc.stdout, proc.stderr)
     err = proc.stderr.strip()
     assert err and "\n" not in err and "Traceback" not in err, err
+
+
+def test_interrupted_fit_resumes_exactly_with_schedule_and_augmentation(tiny_env, tmp_path):
+    # The runner's own pieces; an interruption after epoch 2 of 3 changes nothing.
+    from hw2.data import load_cifar10
+
+    data = load_cifar10()
+    cfg = ex.RunConfig(run_name="r", bs_train=16, epochs=3, filters_per_layer=[4], layers_per_block=1,
+                       hidden_dims=[8], lr_schedule="linear", warmup=0.2, augment=True, device="cpu")
+    cpu = torch.device("cpu")
+
+    def fit(epochs, prefix):
+        torch.manual_seed(0)
+        dl_train, dl_test = ex.build_batches(cfg, data, cpu, seed=0)
+        trainer = ex.build_trainer(cfg, ex.build_model(cfg), cpu, len(dl_train))
+        return trainer.fit(dl_train, dl_test, epochs, checkpoints=str(tmp_path / prefix))
+
+    uninterrupted = fit(3, "a")
+    fit(2, "b")
+    assert fit(3, "b") == uninterrupted
