@@ -15,7 +15,6 @@ regularisation strength (the gradient of ``λ/2 ‖θ‖²`` is ``λθ``).
 """
 from __future__ import annotations
 
-import abc
 import math
 from collections.abc import Iterable
 from numbers import Real
@@ -44,13 +43,14 @@ def _check_real(name: str, value, *, low: float, high: float = math.inf,
     return value
 
 
-class Optimizer(abc.ABC):
+class Optimizer:
     """Base class: holds the ``(param, grad)`` pairs and per-parameter state.
 
     Subclasses set their hyperparameters as attributes, list their names in
     ``hyperparameters`` (for ``state_dict``), and implement ``update``,
     which changes one parameter in place. ``step`` calls it under
-    ``torch.no_grad()`` for every pair.
+    ``torch.no_grad()`` for every pair. (A subclass may instead override
+    ``step`` itself, as in the original assignment.)
     """
 
     #: Names of the attributes saved by ``state_dict`` besides the state.
@@ -62,6 +62,9 @@ class Optimizer(abc.ABC):
             ``model.params()`` of an ``hw2.layers`` model. Each pair holds two
             tensors of the same shape.
         """
+        if type(self).update is Optimizer.update and type(self).step is Optimizer.step:
+            raise TypeError(f"{type(self).__name__} is abstract: a subclass of Optimizer must "
+                            "implement update(p, dp, state) or step()")
         if isinstance(params, Tensor) or not isinstance(params, Iterable):
             raise TypeError(f"params must be a list of (param, grad) tensor pairs, got {type(params).__name__}")
         params = list(params)
@@ -95,13 +98,13 @@ class Optimizer(abc.ABC):
         for i, (p, dp) in enumerate(self._params):
             self.update(p, dp, self.state.setdefault(i, {}))
 
-    @abc.abstractmethod
     def update(self, p: Tensor, dp: Tensor, state: dict[str, Any]) -> None:
         """Update parameter ``p`` in place from its gradient ``dp``.
 
         :param state: this parameter's state (empty on the first step);
             the method creates what it needs on first use.
         """
+        raise NotImplementedError
 
     def _regularized_grad(self, p: Tensor, dp: Tensor) -> Tensor:
         """g = ∇L + λθ (a new tensor: the layer's gradient is left untouched)."""

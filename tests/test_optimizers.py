@@ -246,3 +246,20 @@ def test_load_state_dict_rejects_mismatch():
     bad["hyperparameters"]["momentum"] = 2.0
     with pytest.raises(ValueError, match="momentum"):
         opt.load_state_dict(bad)
+
+
+def test_subclass_may_override_step_like_the_original_assignment():
+    class HalfStep(Optimizer):
+        def step(self):
+            for p, dp in self.params:
+                p -= 0.5 * dp
+
+    p = torch.ones(2)
+    HalfStep([(p, torch.ones(2))]).step()
+    assert torch.equal(p, torch.full((2,), 0.5))
+
+    class Nothing(Optimizer):
+        pass
+
+    with pytest.raises(TypeError, match="Nothing is abstract"):
+        Nothing([(torch.zeros(2), torch.zeros(2))])
