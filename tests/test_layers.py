@@ -46,9 +46,10 @@ ACTIVATIONS = [
     (lambda: layers.Sigmoid(), torch.sigmoid),
     (lambda: layers.TanH(), torch.tanh),
 ]
+ACTIVATION_IDS = ["relu", "lrelu", "sigmoid", "tanh"]
 
 
-@pytest.mark.parametrize("make, torch_fn", ACTIVATIONS)
+@pytest.mark.parametrize("make, torch_fn", ACTIVATIONS, ids=ACTIVATION_IDS)
 @SETTINGS
 @given(shape=shapes, seed=seeds, scale=scales)
 def test_activation_matches_autograd(make, torch_fn, shape, seed, scale):
@@ -66,7 +67,7 @@ def test_leaky_relu_any_alpha(alpha, shape, seed):
     assert_close_to_torch(layers.LeakyReLU(alpha), x)
 
 
-@pytest.mark.parametrize("make, torch_fn", ACTIVATIONS)
+@pytest.mark.parametrize("make, torch_fn", ACTIVATIONS, ids=ACTIVATION_IDS)
 def test_activation_float32(make, torch_fn):
     x = randn((6, 3, 4), 0, dtype=torch.float32)
     layer = make()
@@ -315,6 +316,7 @@ def test_sequential_train_propagates_and_params_concatenate():
     assert not inner[1].training_mode and not seq[2].training_mode
     seq.train()
     assert inner[1].training_mode
+    assert seq.eval() is seq and not inner[1].training_mode  # eval() = train(False)
     assert [p for p, _ in seq.params()] == [inner[0].w, inner[0].b, seq[2].w, seq[2].b]
 
 
