@@ -367,3 +367,22 @@ def test_finished_runs_are_not_submitted(tmp_path):
     text = stream.getvalue()
     assert "exp1_3_L4_K64-128-256: hw2.data.DataError: boom\n      log: /logs/x.err\n" in text
     assert "1 already have result files (skipped), 3 to run" in text
+
+
+@pytest.mark.filterwarnings("ignore::hw2.data.DataWarning")  # the tiny image folder is tiny
+def test_local_executor_runs_the_sweep_here(tiny_cifar, tmp_path, monkeypatch):  # noqa: F811
+    """The same run_sweep with the local executor: results land in the same files."""
+    for key, value in tiny_cifar.items():
+        monkeypatch.setenv(key, value)
+    grid = {"smoke": experiments.Experiment.from_dict(
+        "smoke", {"model_type": "cnn", "hparams": RUN, "grid": [[[8], [1, 2]]]})}
+    specs = experiments.sweep_jobs(["smoke"], {"out_dir": str(tmp_path)}, grid=grid)
+    import io
+    stream = io.StringIO()
+    assert cluster.run_sweep(specs, "local", stream=stream, gpus=0) == 0
+    for name in ("smoke_L1_K8.json", "smoke_L2_K8.json"):
+        check_result(tmp_path / name, epochs=1)
+    assert "2 of 2 runs have results" in stream.getvalue()
+    stream = io.StringIO()
+    assert cluster.run_sweep(specs, "local", stream=stream) == 0
+    assert "2 already have result files (skipped), 0 to run" in stream.getvalue()
