@@ -300,3 +300,11 @@ def test_resume_with_gpu_batches_loader_state(tmp_path):
     trainer, batches = setup(7)
     assert trainer.fit(*batches, num_epochs=4, checkpoints=tmp_path / "run") == full
     assert batches[0].epoch == 4
+
+
+def test_verbose_epoch_shows_a_progress_bar(capsys):
+    trainer, _ = torch_setup(0)
+    dl_train, _ = loaders()
+    res = trainer.train_epoch(dl_train, verbose=True)
+    err = capsys.readouterr().err
+    assert "train" in err and "4/4" in err and f"acc={res.accuracy:.1f}%" in err
