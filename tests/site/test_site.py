@@ -8,7 +8,9 @@ rendered every formula (each ``.math`` element holds an ``mjx-container``, and
 there is no ``mjx-merror`` or red undefined-macro text); that every image has
 pixels (non-zero ``naturalWidth``) and every figure holds one; and that every
 same-origin link resolves (HTTP 200, and a ``#fragment`` names an id on the
-target page). A full-page screenshot of each page goes to ``_build/screenshots``.
+target page); that every page has an "edit this page" link and every notebook a
+download link to its ``.ipynb`` and Binder and Colab launch links. A full-page
+screenshot of each page goes to ``_build/screenshots``.
 Finally the search page must find "backpropagation".
 
 Run after the book build::
@@ -197,6 +199,21 @@ async () => {
 """
 
 
+def _missing_buttons(page: str, hrefs: list[str], is_notebook: bool) -> list[str]:
+    """A learner can edit every page, and download and launch every notebook."""
+    if page == "search.html":
+        return []
+    wanted = {"an 'edit this page' link": lambda h: "/edit/" in h}
+    if is_notebook:
+        stem = page.removesuffix(".html")
+        wanted.update({
+            "a download link to the notebook (.ipynb)": lambda h: h.endswith(f"_sources/{stem}.ipynb"),
+            "a Binder launch link": lambda h: "mybinder.org/" in h,
+            "a Colab launch link": lambda h: "colab.research.google.com/" in h and h.endswith(".ipynb"),
+        })
+    return [f"no {what}" for what, found in wanted.items() if not any(map(found, hrefs))]
+
+
 def _screenshot_name(page: str) -> str:
     return page.replace("/", "__").removesuffix(".html") + ".png"
 
@@ -221,6 +238,7 @@ def test_page(tab, page, site_url, screenshots_dir):
     problems += [f"image without pixels: {s}" for s in images["empty"]]
     problems += [f"figure without an image: {s!r}" for s in images["bare"]]
     problems += [f"broken link: {s}" for s in _broken_links(hrefs, site_url)]
+    problems += _missing_buttons(page, hrefs, tab.tab.locator("div.cell").count() > 0)
     assert not problems, f"{page}:\n  " + "\n  ".join(problems)
 
 
