@@ -88,7 +88,7 @@ class Run:
 
 @dataclass
 class Outcome:
-    """What became of one run: ``state`` is 'done', 'skipped' or 'failed'."""
+    """What became of one run: ``state`` is 'done', 'failed' or 'submitted' (not waited for)."""
 
     run: Run
     state: str
@@ -98,7 +98,7 @@ class Outcome:
 
     @property
     def ok(self) -> bool:
-        return self.state in ("done", "skipped")
+        return self.state == "done"
 
 
 def _experiments():
@@ -156,7 +156,7 @@ def error_summary(message: str) -> str:
 
 
 class SweepTask:
-    """The callable a SLURM job (or a local worker) runs: one run of the sweep.
+    """The callable a SLURM job runs: one run of the sweep.
 
     submitit pickles it into the job; in the job, ``__call__`` runs the spec with
     :func:`hw2.experiments.run_job` and returns the result file's path. When the
