@@ -211,7 +211,7 @@ def _missing_buttons(page: str, hrefs: list[str], is_notebook: bool) -> list[str
             "a Binder launch link": lambda h: "mybinder.org/" in h,
             "a Colab launch link": lambda h: "colab.research.google.com/" in h and h.endswith(".ipynb"),
         })
-    return [f"no {what}" for what, found in wanted.items() if not any(map(found, hrefs))]
+    return [f"missing {what}" for what, found in wanted.items() if not any(map(found, hrefs))]
 
 
 def _screenshot_name(page: str) -> str:
