@@ -59,12 +59,15 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def _node_hardware() -> tuple[int, int]:
-    """(CPUs, RealMemory in MB) as ``slurmd -C`` sees this machine."""
+def _node_hardware() -> tuple[int, int, str]:
+    """(CPUs, RealMemory in MB, topology fields) as ``slurmd -C`` sees this machine."""
     out = subprocess.run([_which("slurmd"), "-C"], capture_output=True, text=True, check=True).stdout
     cpus = int(re.search(r"\bCPUs=(\d+)", out).group(1))
     mem = int(re.search(r"\bRealMemory=(\d+)", out).group(1))
-    return cpus, mem
+    topology = " ".join(m.group(0) for key in ("Boards", "SocketsPerBoard", "CoresPerSocket",
+                                               "ThreadsPerCore")
+                        if (m := re.search(rf"\b{key}=\d+", out)))
+    return cpus, mem, topology
 
 
 @dataclass
@@ -206,10 +209,10 @@ def start(root: str | os.PathLike, partition: str = "debug", timeout: float = 60
     # munged needs its socket's folder open to everyone (the key itself is 0600).
     os.chmod(root / "munge", 0o755)
     user = getpass.getuser()
-    cpus, mem = _node_hardware()
+    cpus, mem, topology = _node_hardware()
     values = dict(
         root=str(root), host=host, addr="127.0.0.1", user=user, partition=partition,
-        ctld_port=_free_port(), slurmd_port=_free_port(), cpus=cpus,
+        ctld_port=_free_port(), slurmd_port=_free_port(), cpus=cpus, topology=topology,
         # Slightly under what slurmd measures, so the node is never drained for
         # "low RealMemory" when memory use changes between the measurement and now.
         memory_mb=max(1, int(mem * 0.9)),
