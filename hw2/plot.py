@@ -38,6 +38,7 @@ def plot_fit(fit_res, fig=None, log_loss: bool = False, legend: str | None = Non
     train_loss, train_acc, test_loss, test_acc.
     """
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import MaxNLocator
 
     curves = _curves(fit_res)
     if fig is None:
@@ -57,7 +58,9 @@ def plot_fit(fit_res, fig=None, log_loss: bool = False, legend: str | None = Non
         values = curves[f"{split}_{metric}"]
         ax.plot(np.arange(1, len(values) + 1), values, label=legend)
         ax.set_title(f"{split}_{metric}")
-        ax.set_xlabel("Epoch #")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # epochs are whole numbers
+        if split == "test":  # the bottom row; the top row shares its x axis
+            ax.set_xlabel("Epoch #")
         if metric == "loss":
             ax.set_ylabel("Loss (log)" if log_loss else "Loss")
             if log_loss:
