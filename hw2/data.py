@@ -65,6 +65,7 @@ _CACHE_FORMAT = 1  # bump when the cached file's layout changes
 _IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".ppm", ".pgm", ".gif",
                    ".tif", ".tiff", ".webp"}
 _JPEG_SUFFIXES = {".jpg", ".jpeg"}
+_PARALLEL_MIN_IMAGES = 4000  # fewer images decode faster than worker processes start
 _BATCH_NAMES = re.compile(r"^(data_batch_[1-5]|test_batch|batches\.meta)$")
 _HOW_TO_PROVIDE = (
     "Provide a local copy and point HW2_CIFAR10 at it, e.g.\n"
@@ -298,7 +299,7 @@ def _decode_all(blobs: list[bytes], workers: int | None) -> list[np.ndarray]:
     """Decode image files; with several cores, in forked worker processes."""
     if workers is None:
         workers = min(os.cpu_count() or 1, 8) if (os.cpu_count() or 1) >= 4 else 1
-    if workers <= 1 or len(blobs) < 4000 or os.name != "posix":
+    if workers <= 1 or len(blobs) < _PARALLEL_MIN_IMAGES or os.name != "posix":
         return _decode_chunk(blobs)
     import multiprocessing
     size = math.ceil(len(blobs) / (4 * workers))

@@ -144,6 +144,16 @@ def test_batches_folder_and_its_archive(tmp_path):
     assert torch.equal(from_archive.train_x, ds.train_x) and torch.equal(from_archive.test_y, ds.test_y)
 
 
+def test_parallel_decode_matches_serial(tmp_path, monkeypatch, isolated_cache):
+    path = make_archive(tmp_path, "w:gz")
+    serial = _load(path)
+    for f in isolated_cache.iterdir():
+        f.unlink()
+    monkeypatch.setattr(data, "_PARALLEL_MIN_IMAGES", 0)
+    parallel = data.load_cifar10(path, workers=2)
+    assert torch.equal(parallel.train_x, serial.train_x) and torch.equal(parallel.test_y, serial.test_y)
+
+
 def test_env_var_and_relative_paths(tmp_path, monkeypatch):
     path = make_archive(tmp_path, "w:gz")
     monkeypatch.chdir(tmp_path)
