@@ -326,8 +326,14 @@ def _images_to_tensors(got: _Collected, where: Path, workers: int | None):
         items = sorted(got.images[split])  # by class, then file name
         try:
             arrays = _decode_all([data for _, _, data in items], workers)
-        except Exception as exc:  # PIL.UnidentifiedImageError, OSError on truncated data
-            raise CorruptDataError(f"{where}: an image in {split}/ cannot be decoded ({exc}).") from exc
+        except Exception:  # PIL.UnidentifiedImageError, OSError on truncated data
+            for cls, name, blob in items:  # rare: find the culprit to name it
+                try:
+                    _decode_one(blob)
+                except Exception as exc:
+                    raise CorruptDataError(
+                        f"{where}: {split}/{cls}/{name} cannot be decoded ({exc}).") from exc
+            raise
         for (cls, name, _), array in zip(items, arrays):
             shape = shape or array.shape
             if array.shape != shape:
@@ -358,9 +364,12 @@ def _batches_to_tensors(got: _Collected, where: Path):
         xs, ys = [], []
         for name in batch_names:
             batch = unpickle(name)
-            data = np.asarray(batch[b"data"], dtype=np.uint8)
-            xs.append(data.reshape(-1, 3, 32, 32))
-            ys.extend(batch[b"labels"])
+            try:
+                data = np.asarray(batch[b"data"], dtype=np.uint8)
+                xs.append(data.reshape(-1, 3, 32, 32))
+                ys.extend(int(label) for label in batch[b"labels"])
+            except (KeyError, TypeError, ValueError) as exc:
+                raise CorruptDataError(f"{where}: {name} is not a CIFAR-10 batch ({exc!r}).") from exc
         return torch.from_numpy(np.concatenate(xs)), torch.tensor(ys, dtype=torch.int64)
 
     classes = list(CIFAR10_CLASSES)
@@ -422,6 +431,7 @@ def _atomic_torch_save(obj, target: Path) -> None:
     fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "wb") as f:
+            os.fchmod(f.fileno(), 0o644)  # mkstemp makes it private; a cache may be shared
             torch.save(obj, f)
             f.flush()
             os.fsync(f.fileno())

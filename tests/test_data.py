@@ -142,6 +142,9 @@ def test_batches_folder_and_its_archive(tmp_path):
         tar.add(folder, arcname="cifar-10-batches-py")
     from_archive = _load(archive)
     assert torch.equal(from_archive.train_x, ds.train_x) and torch.equal(from_archive.test_y, ds.test_y)
+    (folder / "data_batch_3").write_bytes(pickle.dumps({b"labels": [1]}))
+    with pytest.raises(CorruptDataError, match="data_batch_3 is not a CIFAR-10 batch"):
+        _load(folder)
 
 
 def test_parallel_decode_matches_serial(tmp_path, monkeypatch, isolated_cache):
@@ -239,7 +242,7 @@ def test_corrupt_archive_names_file_and_leaves_no_cache(tmp_path, isolated_cache
 def test_corrupt_image_is_reported(tmp_path, isolated_cache):
     folder = make_folder(tmp_path / "d", "JPEG")
     (folder / "train" / "dog" / "0001.jpg").write_bytes(b"\xff\xd8\xff not really a jpeg")
-    with pytest.raises(CorruptDataError, match="cannot be decoded"):
+    with pytest.raises(CorruptDataError, match="train/dog/0001.jpg cannot be decoded"):
         _load(folder)
     assert not isolated_cache.exists() or list(isolated_cache.iterdir()) == []
 
