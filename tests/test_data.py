@@ -167,6 +167,8 @@ def test_env_var_and_relative_paths(tmp_path, monkeypatch):
         _load(None)
     message = str(info.value)
     assert "HW2_CIFAR10='cifar.tar.gz'" in message and str(data.repo_root()) in message
+    monkeypatch.setattr(data, "repo_root", lambda: tmp_path)  # then relative to the repo root
+    assert _load(None).source == str(path.resolve())
 
 
 def test_inconsistent_sources_raise(tmp_path):
