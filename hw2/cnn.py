@@ -17,10 +17,9 @@ the offending layer named, rather than failing somewhere inside training.
 """
 from __future__ import annotations
 
-import math
+import numbers
 from collections.abc import Sequence
 
-import torch
 from torch import Tensor, nn
 
 __all__ = [
@@ -76,7 +75,7 @@ def _check_pooling_type(pooling_type: str) -> None:
 
 
 def _is_positive_int(value) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool) and value > 0
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool) and value > 0
 
 
 def _check_in_size(in_size) -> tuple[int, int, int]:
@@ -87,7 +86,7 @@ def _check_in_size(in_size) -> tuple[int, int, int]:
         or not all(_is_positive_int(v) for v in in_size)
     ):
         raise ValueError(f"in_size must be (channels, height, width) of positive ints, got {in_size!r}")
-    return tuple(in_size)
+    return tuple(int(v) for v in in_size)
 
 
 def _check_positive_ints(name: str, values, allow_empty: bool) -> list[int]:
@@ -99,7 +98,7 @@ def _check_positive_ints(name: str, values, allow_empty: bool) -> list[int]:
     bad = [v for v in values if not _is_positive_int(v)]
     if bad:
         raise ValueError(f"{name} must hold positive ints; bad entries: {bad!r}")
-    return values
+    return [int(v) for v in values]
 
 
 def _pair(value) -> tuple[int, int]:

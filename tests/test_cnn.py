@@ -452,11 +452,11 @@ def test_torch_trainer_overfits_tiny_set():
     training = pytest.importorskip("hw2.training")
     x = torch.randn(20, 3, 32, 32)
     y = torch.randint(0, 10, (20,))
-    model = ConvClassifier((3, 32, 32), 10, [16, 32], 1, [64])
-    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
+    model = ConvClassifier((3, 32, 32), 10, [8, 16], 1, [32])
+    optimizer = torch.optim.Adam(model.parameters(), lr=5e-3)
     trainer = training.TorchTrainer(model, nn.CrossEntropyLoss(), optimizer, device=torch.device('cpu'))
     batches = [(x[:10], y[:10]), (x[10:], y[10:])]
-    result = trainer.fit(batches, batches, num_epochs=30)
+    result = trainer.fit(batches, batches, num_epochs=15)  # 100% from epoch 9 with this seed
     assert result.train_acc[-1] == 100.0
     assert result.test_acc[-1] == 100.0  # same 20 images
 
