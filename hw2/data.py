@@ -36,7 +36,7 @@ import re
 import tarfile
 import tempfile
 import warnings
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator, Sequence
 
@@ -94,7 +94,7 @@ class DataWarning(UserWarning):
     """A source was loaded but does not look like the full CIFAR-10."""
 
 
-@dataclass(frozen=True, repr=False)
+@dataclass(frozen=True, repr=False, eq=False)
 class CIFAR10:
     """CIFAR-10 (or an image folder laid out like it) as uint8 CPU tensors.
 
@@ -112,7 +112,7 @@ class CIFAR10:
     classes: list[str]
     source_name: str
     source: str
-    cache_path: Path | None = field(default=None, compare=False)
+    cache_path: Path | None = None
 
     @property
     def is_full(self) -> bool:
