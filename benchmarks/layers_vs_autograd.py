@@ -2,25 +2,34 @@
 
 Both sides do the same math from the same initial weights: an MLP
 3072 → 512 → 512 → 512 → 10 with ReLU, mean cross-entropy, plain SGD (no
-regularisation), batch of 128, float32, on the CPU with the same number of
-threads. One step = zero the gradients, forward, loss, backward, update.
+regularisation, the same learning rate), batch of 128, float32, on the CPU
+with the same number of threads. One step = zero the gradients, forward,
+loss, backward, update.
 
 - hw2:      hw2.layers.MLP + hw2.layers.CrossEntropyLoss + hw2.optimizers.VanillaSGD
 - autograd: torch.nn.Sequential + torch.nn.functional.cross_entropy + torch.optim.SGD
+            (``zero_grad()`` with its default ``set_to_none=True``)
 
-``hw2``'s backward always returns dL/dX for the input batch as well (that is
-the Layer contract), while autograd skips it unless the input requires a
-gradient. So autograd is timed twice: as a plain training step, and with
-``X.requires_grad_(True)`` ("autograd+dX"), which is exactly the work hw2 does.
+A training step needs no gradient with respect to the input batch, and
+autograd computes none for an input that does not require a gradient. The
+same work on the hw2 side is ``MLP(..., input_grad=False)``, whose first
+Linear layer skips dL/dX (a 128×512 @ 512×3072 product). So two pairs are
+timed:
 
-The script first checks that one step of each gives the same parameters,
-then times the steps interleaved (hw2, autograd, autograd+dX, in rotating
-order) so that machine load affects all alike, and prints the medians and the
-ratios hw2 time / autograd time (below 1: the hand-written backward is faster).
+- ``hw2``    vs ``autograd``:    a plain training step (no dL/dX);
+- ``hw2+dX`` vs ``autograd+dX``: dL/dX too (``MLP(..., input_grad=True)``,
+  the default, against an input with ``requires_grad=True``).
+
+For each thread count (``torch.set_num_threads``) the script first checks
+that three steps of each side give the same parameters (and the same dL/dX),
+then times the four steps interleaved, in rotating order so that the load of
+a shared machine affects all alike, and prints the medians. The last lines
+are the ratios hw2 time / autograd time (below 1: the hand-written
+backward is faster).
 
 Usage::
 
-    python benchmarks/layers_vs_autograd.py [--threads 1] [--steps 200] [--warmup 20]
+    python benchmarks/layers_vs_autograd.py [--threads 1 2] [--steps 200] [--warmup 20]
 """
 from __future__ import annotations
 
@@ -37,12 +46,14 @@ import hw2.optimizers as optimizers
 SIZES = (3072, 512, 512, 512, 10)  # CIFAR-10 image → 3 hidden layers → 10 classes
 BATCH = 128
 LEARN_RATE = 1e-2
+VARIANTS = ("hw2", "autograd", "hw2+dX", "autograd+dX")
 
 
-def build_pair(seed: int = 0):
+def build_pair(input_grad: bool, seed: int = 0):
     """The hw2 MLP and a torch.nn copy of it with the same weights."""
     torch.manual_seed(seed)
-    ours = layers.MLP(SIZES[0], SIZES[-1], list(SIZES[1:-1]), wstd=0.05)
+    ours = layers.MLP(SIZES[0], SIZES[-1], list(SIZES[1:-1]), wstd=0.05,
+                      input_grad=input_grad)
     linears = [layer for layer in ours.sequence if isinstance(layer, layers.Linear)]
     modules = []
     for layer in linears:
@@ -56,6 +67,7 @@ def build_pair(seed: int = 0):
 
 
 def make_steps(ours, theirs):
+    """step(x, y) -> (loss, dL/dx or None) for each side."""
     loss_fn = layers.CrossEntropyLoss()
     opt_ours = optimizers.VanillaSGD(ours.params(), learn_rate=LEARN_RATE, reg=0)
     opt_theirs = torch.optim.SGD(theirs.parameters(), lr=LEARN_RATE)
@@ -63,75 +75,99 @@ def make_steps(ours, theirs):
     def step_ours(x, y):
         opt_ours.zero_grad()
         loss = loss_fn(ours(x), y)
-        ours.backward(loss_fn.backward())
+        dx = ours.backward(loss_fn.backward())  # None with input_grad=False
         opt_ours.step()
-        return loss
+        return loss, dx
 
     def step_theirs(x, y):
-        opt_theirs.zero_grad(set_to_none=True)
+        opt_theirs.zero_grad()
+        x.grad = None
         loss = nn.functional.cross_entropy(theirs(x), y)
-        loss.backward()
+        loss.backward()  # fills x.grad only if x.requires_grad
         opt_theirs.step()
-        return loss
+        return loss, x.grad
 
     return step_ours, step_theirs
 
 
-def check_same_math() -> float:
-    """Max |Δ| between the parameters after three steps of each on the same batches."""
-    ours, theirs = build_pair()
+def check_same_math(input_grad: bool) -> float:
+    """Max |Δ| of the parameters (and dL/dX) after three steps of each on the same batches."""
+    ours, theirs = build_pair(input_grad)
     step_ours, step_theirs = make_steps(ours, theirs)
     gen = torch.Generator().manual_seed(1)
+    diff = 0.0
     for _ in range(3):
         x = torch.randn(BATCH, SIZES[0], generator=gen)
         y = torch.randint(0, SIZES[-1], (BATCH,), generator=gen)
-        step_ours(x, y)
-        step_theirs(x, y)
-    return max((p - q).abs().max().item()
-               for (p, _), q in zip(ours.params(), theirs.parameters()))
+        _, dx_ours = step_ours(x, y)
+        _, dx_theirs = step_theirs(x.clone().requires_grad_(input_grad), y)
+        assert (dx_ours is None) == (dx_theirs is None) == (not input_grad)
+        if input_grad:
+            diff = max(diff, (dx_ours - dx_theirs).abs().max().item())
+    return max(diff, *((p - q).abs().max().item()
+                       for (p, _), q in zip(ours.params(), theirs.parameters())))
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--threads", type=int, default=1, help="torch.set_num_threads (default 1)")
-    parser.add_argument("--steps", type=int, default=200, help="timed steps of each (default 200)")
-    parser.add_argument("--warmup", type=int, default=20, help="untimed steps first (default 20)")
-    args = parser.parse_args()
-    torch.set_num_threads(args.threads)
+def benchmark(threads: int, steps: int, warmup: int) -> dict[str, float]:
+    """Median seconds per step of each variant, timed interleaved."""
+    torch.set_num_threads(threads)
+    for input_grad in (False, True):
+        diff = check_same_math(input_grad)
+        assert diff < 1e-5, (f"the two networks disagree after 3 steps "
+                             f"(input_grad={input_grad}): max |Δ| = {diff:.2e}")
 
-    diff = check_same_math()
-    assert diff < 1e-5, f"the two networks disagree after 3 steps: max |Δ| = {diff:.2e}"
-
-    ours, theirs = build_pair()
-    step_ours, step_theirs = make_steps(ours, theirs)
     gen = torch.Generator().manual_seed(2)
     x = torch.randn(BATCH, SIZES[0], generator=gen)
     y = torch.randint(0, SIZES[-1], (BATCH,), generator=gen)
-    for _ in range(args.warmup):
-        step_ours(x, y)
-        step_theirs(x, y)
-        step_theirs(x.clone().requires_grad_(True), y)
+    hw2, autograd = make_steps(*build_pair(input_grad=False))
+    hw2_dx, autograd_dx = make_steps(*build_pair(input_grad=True))
+    runs = {  # name -> (step, its input)
+        "hw2": (hw2, x),
+        "autograd": (autograd, x),
+        "hw2+dX": (hw2_dx, x),
+        "autograd+dX": (autograd_dx, x.clone().requires_grad_(True)),
+    }
+    for _ in range(warmup):
+        for step, inputs in runs.values():
+            step(inputs, y)
 
-    x_grad = x.clone().requires_grad_(True)
-    order = [("hw2", step_ours, x), ("autograd", step_theirs, x), ("autograd+dX", step_theirs, x_grad)]
-    times = {name: [] for name, _, _ in order}
-    for i in range(args.steps):
-        # Rotate which side goes first so none always follows another.
-        for name, step, inputs in order[i % 3:] + order[:i % 3]:
+    times = {name: [] for name in VARIANTS}
+    for i in range(steps):
+        # Rotate which variant goes first so none always follows another.
+        order = VARIANTS[i % 4:] + VARIANTS[:i % 4]
+        for name in order:
+            step, inputs = runs[name]
             start = time.perf_counter()
             step(inputs, y)
             times[name].append(time.perf_counter() - start)
 
-    med = {name: statistics.median(t) for name, t in times.items()}
-    print(f"MLP {' → '.join(map(str, SIZES))}, batch {BATCH}, float32, "
-          f"{torch.get_num_threads()} thread(s), torch {torch.__version__}")
-    print(f"same math: max |Δparam| after 3 steps = {diff:.1e}")
-    for name, t in times.items():
+    print(f"\n{threads} thread(s): same math, max |Δ| after 3 steps < 1e-5")
+    for name in VARIANTS:
+        t = times[name]
         q = statistics.quantiles(t, n=4)
-        print(f"{name:>11}: median {med[name] * 1e3:7.2f} ms/step "
+        print(f"{name:>12}: median {statistics.median(t) * 1e3:7.2f} ms/step "
               f"(IQR {q[0] * 1e3:.2f}–{q[2] * 1e3:.2f} ms, {len(t)} steps)")
-    print(f"ratio hw2 / autograd     = {med['hw2'] / med['autograd']:.3f}  (training step)")
-    print(f"ratio hw2 / autograd+dX  = {med['hw2'] / med['autograd+dX']:.3f}  (same work: dL/dX too)")
+    return {name: statistics.median(t) for name, t in times.items()}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--threads", type=int, nargs="+", default=[1, 2],
+                        help="torch.set_num_threads values to run (default: 1 2)")
+    parser.add_argument("--steps", type=int, default=200, help="timed steps of each (default 200)")
+    parser.add_argument("--warmup", type=int, default=20, help="untimed steps first (default 20)")
+    args = parser.parse_args()
+
+    print(f"MLP {' → '.join(map(str, SIZES))}, ReLU, batch {BATCH}, float32, SGD, "
+          f"torch {torch.__version__}")
+    medians = {threads: benchmark(threads, args.steps, args.warmup) for threads in args.threads}
+
+    print()
+    for threads, med in medians.items():
+        print(f"{threads} thread(s): ratio hw2 / autograd       = "
+              f"{med['hw2'] / med['autograd']:.3f}  (training step)")
+        print(f"{threads} thread(s): ratio hw2+dX / autograd+dX = "
+              f"{med['hw2+dX'] / med['autograd+dX']:.3f}  (dL/dX too)")
 
 
 if __name__ == "__main__":

@@ -137,13 +137,15 @@ class GradDiff:
     """
 
     out: float  #: forward output
-    dx: float  #: gradient w.r.t. the input
+    #: gradient w.r.t. the input; None when not compared (input_grad=False)
+    dx: float | None
     #: each parameter gradient, by name (see param_names)
     params: dict[str, float] = field(default_factory=dict)
 
     def __iter__(self):
         yield self.out
-        yield self.dx
+        if self.dx is not None:
+            yield self.dx
         yield from self.params.values()
 
     @property
@@ -166,6 +168,7 @@ def compare_layer_to_torch(
     y: torch.Tensor | None = None,
     *,
     seed: int = 42,
+    input_grad: bool = True,
 ) -> GradDiff:
     """Compare a layer's forward and backward passes to torch.autograd.
 
@@ -182,6 +185,9 @@ def compare_layer_to_torch(
         x: input, e.g. (N, D); use float64 for a rounding-level comparison.
         y: integer labels (N,) when the layer ends in a loss.
         seed: seed of the random upstream gradient.
+        input_grad: compare dL/dx too (default). False compares only the
+            output and the parameter gradients, for a model built with
+            ``input_grad=False``, whose backward returns None.
     """
     for _, grad in layer.params():
         grad.zero_()
@@ -193,18 +199,26 @@ def compare_layer_to_torch(
         dout = torch.randn(out.shape, generator=gen, dtype=out.dtype,
                            device=out.device)
     dx = layer.backward(dout if out.dim() else 1.0)
+    if input_grad and dx is None:
+        raise ValueError(
+            f"{type(layer).__name__}.backward returned None instead of dL/dx "
+            "(a missing `return dx`?); for a layer built with "
+            "input_grad=False, call compare_layer_to_torch(..., "
+            "input_grad=False) to compare only the parameter gradients"
+        )
 
     # The same computation through autograd, on leaf copies.
-    xt = x.detach().clone().requires_grad_(True)
+    xt = x.detach().clone().requires_grad_(input_grad)
     leaves = [p.detach().clone().requires_grad_(True)
               for p, _ in layer.params()]
     out_t = torch_reference(layer)(xt, iter(leaves), y)
-    out_t.backward(dout)
+    if out_t.requires_grad:  # False only with neither dx nor parameters
+        out_t.backward(dout)
 
     names = param_names(layer)
     return GradDiff(
         out=_max_abs_diff(out, out_t.detach()),
-        dx=_max_abs_diff(dx, xt.grad),
+        dx=_max_abs_diff(dx, xt.grad) if input_grad else None,
         params={
             name: _max_abs_diff(grad, leaf.grad)
             for name, (_, grad), leaf in zip(names, layer.params(), leaves)

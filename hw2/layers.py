@@ -158,17 +158,22 @@ class LeakyReLU(Layer):
     def forward(self, x: torch.Tensor, **kw) -> torch.Tensor:
         """x: (N, *) -> out: (N, *)"""
         _check_batched(self, x)
-        positive = x > 0
-        self.grad_cache["positive"] = positive  # where the slope is 1
-        return torch.where(positive, x, self.alpha * x)
+        # f'(x), in the dtype of x, from a float 0/1 mask (torch.gt into a
+        # float tensor): on the CPU, bool tensors and torch.where are many
+        # times slower than float arithmetic.
+        positive = torch.gt(x, 0, out=torch.empty_like(x))  # 1.0 or 0.0
+        slope = positive.mul_(1 - self.alpha).add_(self.alpha)  # 1 or alpha
+        self.grad_cache["slope"] = slope  # all that backward needs
+        # f is linear on each side of 0, so f(x) = f'(x)·x
+        return x * slope
 
     def backward(self, dout: torch.Tensor) -> torch.Tensor:
         """dout: (N, *) -> dx: (N, *)"""
-        positive = self._cached("positive")
-        _check_dout(self, dout, positive.shape)
+        slope = self._cached("slope")
+        _check_dout(self, dout, slope.shape)
         # df/dx = 1 where x > 0, alpha elsewhere (a diagonal Jacobian):
         # dL/dx = dout ⊙ f'(x)
-        dx = torch.where(positive, dout, self.alpha * dout)
+        dx = dout * slope
         return dx
 
     def __repr__(self) -> str:
@@ -180,6 +185,14 @@ class ReLU(LeakyReLU):
 
     def __init__(self):
         super().__init__(alpha=0.0)
+
+    def forward(self, x: torch.Tensor, **kw) -> torch.Tensor:
+        """x: (N, *) -> out: (N, *)"""
+        _check_batched(self, x)
+        # f'(x) = 1 where x > 0, else 0: the 0/1 mask itself is the slope
+        self.grad_cache["slope"] = torch.gt(x, 0, out=torch.empty_like(x))
+        # max(0, x) rather than f'(x)·x, which is 0·(-inf) = NaN at x = -inf
+        return x.clamp_min(0)
 
     def __repr__(self) -> str:
         return "ReLU"
@@ -239,6 +252,12 @@ class Linear(Layer):
             drawn from; the bias starts at zero.
         dtype, device: of the parameters (default: torch's default dtype, CPU).
             The input must have the same dtype.
+        input_grad: whether ``backward`` computes dL/dX (default True). The
+            first layer of a network can skip it: no parameter lies before
+            it, and the input batch is data, not something to train.
+            With ``input_grad=False``, ``backward`` still adds into ``dw``
+            and ``db`` but returns ``None`` (as autograd leaves ``x.grad``
+            at ``None`` for an input that does not require a gradient).
 
     Parameters: ``w`` of shape (M, D) (as ``torch.nn.Linear.weight``) and
     ``b`` of shape (M,), with gradients ``dw`` and ``db``. Gradients
@@ -254,6 +273,7 @@ class Linear(Layer):
         *,
         dtype: torch.dtype | None = None,
         device: torch.device | str | None = None,
+        input_grad: bool = True,
     ):
         super().__init__()
         for arg, value in (("in_features", in_features),
@@ -264,9 +284,14 @@ class Linear(Layer):
                 )
         if not wstd >= 0:
             raise ValueError(f"Linear: wstd must be >= 0, got {wstd!r}")
+        if not isinstance(input_grad, bool):
+            raise TypeError(
+                f"Linear: input_grad must be True or False, got {input_grad!r}"
+            )
         self.in_features = in_features
         self.out_features = out_features
         self.wstd = wstd
+        self.input_grad = input_grad
 
         factory = dict(dtype=dtype, device=device)
         self.w = torch.randn(out_features, in_features, **factory) * wstd
@@ -281,15 +306,21 @@ class Linear(Layer):
         """x: (N, D) -> out: (N, M)"""
         self._check_input(x)
         self.grad_cache["x"] = x  # dL/dW needs the input
-        return x @ self.w.T + self.b
+        # b + X Wᵀ in one call (a matrix product that adds onto the bias)
+        return torch.addmm(self.b, x, self.w.T)
 
-    def backward(self, dout: torch.Tensor) -> torch.Tensor:
-        """dout: (N, M) -> dx: (N, D); adds into dw (M, D) and db (M,)."""
+    def backward(self, dout: torch.Tensor) -> torch.Tensor | None:
+        """dout: (N, M) -> dx: (N, D); adds into dw (M, D) and db (M,).
+
+        Returns None, computing no dx, if the layer has ``input_grad=False``.
+        """
         x = self._cached("x")
         _check_dout(self, dout, torch.Size((x.shape[0], self.out_features)))
         # Accumulate in place: the optimizer holds references to dw and db.
-        self.dw += dout.T @ x  # dL/dW = doutᵀ X
-        self.db += dout.sum(dim=0)  # dL/db = Σ_n dout_n
+        self.dw.addmm_(dout.T, x)  # dL/dW = doutᵀ X, added into dw
+        self.db.add_(dout.sum(dim=0))  # dL/db = Σ_n dout_n
+        if not self.input_grad:
+            return None
         dx = dout @ self.w  # dL/dX = dout W
         return dx
 
@@ -308,8 +339,9 @@ class Linear(Layer):
             )
 
     def __repr__(self) -> str:
+        no_dx = "" if self.input_grad else ", input_grad=False"
         return (f"Linear(in_features={self.in_features}, "
-                f"out_features={self.out_features})")
+                f"out_features={self.out_features}{no_dx})")
 
 
 # --------------------------------------------------------------------------
@@ -326,31 +358,32 @@ class CrossEntropyLoss(Layer):
                 **kw) -> torch.Tensor:
         """x: (N, C) class scores, y: (N,) labels in [0, C) -> 0-dim loss."""
         self._check_inputs(x, y)
-        n = x.shape[0]
         # log softmax via log-sum-exp: subtract the row max before exp so
         # that the largest exponent is e^0 = 1 (no overflow, no log(0)).
-        shifted = x - x.max(dim=1, keepdim=True).values  # (N, C)
-        log_norm = torch.log(torch.exp(shifted).sum(dim=1, keepdim=True))
-        log_probs = shifted - log_norm  # (N, C)
-        loss = -log_probs[torch.arange(n), y].mean()
+        shifted = x - x.amax(dim=1, keepdim=True)  # (N, C)
+        exp = shifted.exp()
+        sum_exp = exp.sum(dim=1, keepdim=True)  # (N, 1), at least 1
+        log_probs = shifted - sum_exp.log()  # (N, C)
+        y_col = y.unsqueeze(1)  # (N, 1): the column index of each label
+        loss = -log_probs.gather(1, y_col).mean()  # -mean_n log p_{n, y_n}
 
-        self.grad_cache["probs"] = torch.exp(log_probs)  # softmax(x): (N, C)
-        self.grad_cache["y"] = y
+        self.grad_cache["probs"] = exp.div_(sum_exp)  # softmax(x): (N, C)
+        self.grad_cache["y_col"] = y_col
         return loss
 
     def backward(self, dout: float | torch.Tensor = 1.0) -> torch.Tensor:
         """dout: scalar dL/d(loss), 1.0 for the loss itself -> dx: (N, C)."""
         probs = self._cached("probs")
-        y = self.grad_cache["y"]
+        y_col = self.grad_cache["y_col"]
         if isinstance(dout, torch.Tensor) and dout.numel() != 1:
             raise ValueError(
                 "CrossEntropyLoss.backward: dout must be a scalar, "
                 f"got shape {tuple(dout.shape)}"
             )
         n = probs.shape[0]
-        # dL/dx = (softmax(x) - onehot(y)) / N, scaled by the upstream dout
-        dx = probs.clone()
-        dx[torch.arange(n), y] -= 1
+        # dL/dx = (softmax(x) - onehot(y)) / N, scaled by the upstream dout:
+        # subtract 1 at each row's label (a new tensor: probs stays cached)
+        dx = probs.scatter_add(1, y_col, probs.new_full(y_col.shape, -1.0))
         dx *= dout / n
         return dx
 
@@ -457,12 +490,18 @@ class Sequential(Layer):
             out = layer(out, **kw)
         return out
 
-    def backward(self, dout: torch.Tensor) -> torch.Tensor:
+    def backward(self, dout: torch.Tensor) -> torch.Tensor | None:
         # The chain rule, one layer at a time, from the output to the input.
         din = dout
-        for layer in reversed(self.layers):
-            din = layer.backward(din)
-        return din
+        for i in reversed(range(len(self.layers))):
+            din = self.layers[i].backward(din)
+            if din is None and i > 0:  # input_grad=False, but not at layer 0
+                raise RuntimeError(
+                    f"Sequential.backward: layer {i} ({self.layers[i]!r}) "
+                    "returned no input gradient, but the layers before it "
+                    "need one; only the first layer may have input_grad=False"
+                )
+        return din  # None if the first layer computes no input gradient
 
     def params(self) -> list[tuple[torch.Tensor, torch.Tensor]]:
         return [pair for layer in self.layers for pair in layer.params()]
@@ -524,6 +563,11 @@ class MLP(Layer):
         dropout: drop probability after each activation (0: no Dropout layer).
         activation_params: keyword arguments of the activation, e.g.
             ``dict(alpha=0.2)`` for ``'lrelu'``.
+        input_grad: whether ``backward`` returns dL/dx (default True). With
+            False the first Linear layer skips that product (the largest one
+            in the backward pass when D is large) and ``backward`` returns
+            None; the parameter gradients are the same. Training needs only
+            those: build the model with ``input_grad=False`` to train it.
         **kw: passed to every Linear layer (``wstd``, ``dtype``, ``device``).
 
     The layers are in ``self.sequence``, a :class:`Sequential`.
@@ -538,6 +582,7 @@ class MLP(Layer):
         dropout: float = 0,
         *,
         activation_params: dict | None = None,
+        input_grad: bool = True,
         **kw,
     ):
         super().__init__()
@@ -550,23 +595,31 @@ class MLP(Layer):
         self.num_classes = num_classes
         self.hidden_features = list(hidden_features)
 
-        layers: list[Layer] = []
-        sizes = [in_features, *self.hidden_features]
-        for d_in, d_out in zip(sizes, sizes[1:]):
-            layers.append(Linear(d_in, d_out, **kw))
+        sizes = [in_features, *self.hidden_features, num_classes]
+        # Only the first Linear may skip dL/d(its input): the inputs of the
+        # others are activations, through which the chain rule must pass.
+        layers: list[Layer] = [
+            Linear(sizes[0], sizes[1], input_grad=input_grad, **kw)
+        ]
+        for d_in, d_out in zip(sizes[1:], sizes[2:]):
             layers.append(act_cls(**(activation_params or {})))
             if dropout > 0:
                 layers.append(Dropout(dropout))
-        layers.append(Linear(sizes[-1], num_classes, **kw))
+            layers.append(Linear(d_in, d_out, **kw))
         self.sequence = Sequential(*layers)
 
     def forward(self, x: torch.Tensor, **kw) -> torch.Tensor:
         """x: (N, D) -> scores: (N, C)"""
         return self.sequence(x, **kw)
 
-    def backward(self, dout: torch.Tensor) -> torch.Tensor:
-        """dout: (N, C) -> dx: (N, D)"""
+    def backward(self, dout: torch.Tensor) -> torch.Tensor | None:
+        """dout: (N, C) -> dx: (N, D), or None if ``input_grad=False``."""
         return self.sequence.backward(dout)
+
+    @property
+    def input_grad(self) -> bool:
+        """Whether backward returns dL/dx (set by the constructor)."""
+        return self.sequence[0].input_grad
 
     def params(self) -> list[tuple[torch.Tensor, torch.Tensor]]:
         return self.sequence.params()

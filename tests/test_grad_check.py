@@ -53,6 +53,37 @@ def test_graddiff_iterates_over_all_differences():
     assert diff.max == 3.0
 
 
+def test_graddiff_without_input_gradient():
+    diff = GradDiff(out=1.0, dx=None, params={"w": 3.0})
+    assert list(diff) == [1.0, 3.0] and diff.max == 3.0
+
+
+def test_compare_refuses_a_missing_input_gradient():
+    """backward returning None is a bug (a missing `return dx`) unless asked for."""
+
+    class ForgotReturn(layers.TanH):
+        def backward(self, dout):
+            super().backward(dout)
+
+    @torch_reference.register
+    def _(layer: ForgotReturn):
+        return lambda x, params, y: torch.tanh(x)
+
+    x = torch.randn(3, 4, dtype=F64)
+    for layer in [ForgotReturn(), layers.Linear(4, 2, dtype=F64, input_grad=False)]:
+        with pytest.raises(ValueError, match=r"backward returned None instead of dL/dx.*input_grad=False"):
+            compare_layer_to_torch(layer, x)
+    # A parameterless layer compared without dx checks the forward output only.
+    assert list(compare_layer_to_torch(ForgotReturn(), x, input_grad=False)) == [0.0]
+
+
+def test_compare_parameters_only_still_catches_wrong_gradients():
+    torch.manual_seed(0)
+    layer = LinearWrongSign(4, 3, dtype=F64, input_grad=False)
+    diff = compare_layer_to_torch(layer, torch.randn(5, 4, dtype=F64), input_grad=False)
+    assert diff.dx is None and diff.params["b"] < 1e-12 and diff.params["w"] > 0.1
+
+
 def test_compare_zeroes_gradients_and_leaves_parameters_alone():
     torch.manual_seed(0)
     layer = layers.Linear(4, 3, dtype=F64)

@@ -86,6 +86,33 @@ def test_activation_extreme_inputs_are_finite(make):
     assert torch.isfinite(layer.backward(torch.ones_like(out))).all()
 
 
+@pytest.mark.parametrize("dtype", [torch.float32, F64])
+@pytest.mark.parametrize("alpha", [0.0, 0.01, 0.3])
+def test_relu_family_bitwise_equal_to_torch(alpha, dtype):
+    """Forward and backward are exactly F.relu / F.leaky_relu and their autograd
+    gradient, infinities, signed zeros and NaN included (except the gradient of
+    ReLU at a NaN input: autograd passes dout through, the mask x > 0 gives 0)."""
+    special = [-torch.inf, -1e4, -2.5, -1e-30, -0.0, 0.0, 1e-30, 0.7, 1e4, torch.inf, torch.nan]
+    x = torch.cat([torch.tensor(special, dtype=dtype), randn(199, 0, dtype=dtype)]).reshape(-1, 7)
+    dout = randn(x.shape, 1, dtype=dtype)
+    for layer, torch_fn in [(layers.LeakyReLU(alpha), lambda t: F.leaky_relu(t, alpha)),
+                            (layers.ReLU(), F.relu)]:
+        if alpha and isinstance(layer, layers.ReLU):
+            continue
+        xt = x.clone().requires_grad_(True)
+        expected = torch_fn(xt)
+        expected.backward(dout)
+        out = layer(x)
+        assert out.dtype == dtype
+        torch.testing.assert_close(out, expected.detach(), rtol=0, atol=0, equal_nan=True)
+        dx = layer.backward(dout)
+        if isinstance(layer, layers.ReLU):
+            dx, expected_dx = dx[~x.isnan()], xt.grad[~x.isnan()]
+        else:
+            expected_dx = xt.grad
+        torch.testing.assert_close(dx, expected_dx, rtol=0, atol=0, equal_nan=True)
+
+
 def test_activation_reprs():
     # The original assignment's notebooks compare str(layer) with the names.
     assert str(layers.ReLU()) == "ReLU"
@@ -145,6 +172,32 @@ def test_linear_gradients_accumulate():
     layer.dw.zero_()
     layer.db.zero_()
     assert compare_layer_to_torch(layer, x1).max < TOL
+
+
+@pytest.mark.parametrize("dtype, tol", [(F64, TOL), (torch.float32, 1e-5)])
+def test_linear_without_input_grad(dtype, tol):
+    """input_grad=False: the same parameter gradients, and backward returns None."""
+    torch.manual_seed(0)
+    with_dx = layers.Linear(6, 4, dtype=dtype)
+    without = layers.Linear(6, 4, dtype=dtype, input_grad=False)
+    without.w.copy_(with_dx.w)
+    without.b.normal_()
+    with_dx.b.copy_(without.b)
+    assert with_dx.input_grad and not without.input_grad
+    x, dout = randn((5, 6), 1, dtype=dtype), randn((5, 4), 2, dtype=dtype)
+    assert torch.equal(without(x), with_dx(x))
+    assert without.backward(dout) is None
+    assert with_dx.backward(dout) is not None
+    assert torch.equal(without.dw, with_dx.dw) and torch.equal(without.db, with_dx.db)
+    diff = compare_layer_to_torch(without, x, input_grad=False)
+    assert diff.dx is None and set(diff.params) == {"w", "b"}
+    assert diff.max < tol
+    assert "input_grad=False" in repr(without) and "input_grad" not in repr(with_dx)
+
+
+def test_linear_bad_input_grad():
+    with pytest.raises(TypeError, match=r"Linear: input_grad must be True or False, got 'no'"):
+        layers.Linear(3, 2, input_grad="no")
 
 
 def test_linear_float32():
@@ -335,6 +388,40 @@ def test_mlp_matches_autograd(hidden, activation, dropout, n, d, c, seed):
     assert_close_to_torch(mlp, x)
     y = torch.randint(c, (n,))
     assert_close_to_torch(layers.Sequential(mlp, layers.CrossEntropyLoss()), x, y)
+
+
+@pytest.mark.parametrize("dtype, tol", [(F64, TOL), (torch.float32, 1e-5)])
+@pytest.mark.parametrize("hidden", [[], [7, 5]])
+def test_mlp_without_input_grad(hidden, dtype, tol):
+    """input_grad=False reaches the first Linear only; the parameter gradients
+    are those of the default MLP (bit for bit) and of autograd."""
+    models = []
+    for input_grad in (True, False):
+        torch.manual_seed(3)
+        models.append(layers.MLP(9, 3, hidden, dtype=dtype, input_grad=input_grad))
+    with_dx, without = models
+    assert with_dx.input_grad and not without.input_grad
+    linears = [l for l in without.sequence if isinstance(l, layers.Linear)]
+    assert [l.input_grad for l in linears] == [False] + [True] * len(hidden)
+    x, y = randn((8, 9), 4, dtype=dtype), torch.randint(3, (8,))
+    loss_fn = layers.CrossEntropyLoss()
+    for model in models:
+        loss_fn(model(x), y)
+        dx = model.backward(loss_fn.backward())
+        assert (dx is None) == (model is without)
+    for (_, g1), (_, g2) in zip(with_dx.params(), without.params()):
+        assert torch.equal(g1, g2)
+    diff = compare_layer_to_torch(layers.Sequential(without, loss_fn), x, y, input_grad=False)
+    assert diff.dx is None and len(diff.params) == 2 * (len(hidden) + 1)
+    assert diff.max < tol
+
+
+def test_sequential_needs_input_grads_after_the_first_layer():
+    seq = layers.Sequential(layers.Linear(3, 4), layers.ReLU(), layers.Linear(4, 2, input_grad=False))
+    seq(torch.randn(5, 3))
+    with pytest.raises(RuntimeError, match=r"layer 2 \(Linear\(in_features=4, out_features=2, "
+                       r"input_grad=False\)\) returned no input gradient, but the layers before it need one; only the first layer"):
+        seq.backward(torch.ones(5, 2))
 
 
 def test_mlp_structure_like_the_assignment():
