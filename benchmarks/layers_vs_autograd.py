@@ -25,7 +25,9 @@ that three steps of each side give the same parameters (and the same dL/dX),
 then times the four steps interleaved, in rotating order so that the load of
 a shared machine affects all alike, and prints the medians. The last lines
 are the ratios hw2 time / autograd time (below 1: the hand-written
-backward is faster).
+backward is faster): the ratio of the medians, and in brackets the median
+and quartiles of the ratios within each round (a round times each variant
+once, so both sides of a ratio ran within a few milliseconds of each other).
 
 Usage::
 
@@ -108,8 +110,8 @@ def check_same_math(input_grad: bool) -> float:
                        for (p, _), q in zip(ours.params(), theirs.parameters())))
 
 
-def benchmark(threads: int, steps: int, warmup: int) -> dict[str, float]:
-    """Median seconds per step of each variant, timed interleaved."""
+def benchmark(threads: int, steps: int, warmup: int) -> dict[str, list[float]]:
+    """Seconds per step of each variant in every round, timed interleaved."""
     torch.set_num_threads(threads)
     for input_grad in (False, True):
         diff = check_same_math(input_grad)
@@ -147,7 +149,15 @@ def benchmark(threads: int, steps: int, warmup: int) -> dict[str, float]:
         q = statistics.quantiles(t, n=4)
         print(f"{name:>12}: median {statistics.median(t) * 1e3:7.2f} ms/step "
               f"(IQR {q[0] * 1e3:.2f}–{q[2] * 1e3:.2f} ms, {len(t)} steps)")
-    return {name: statistics.median(t) for name, t in times.items()}
+    return times
+
+
+def ratio_line(times: dict[str, list[float]], ours: str, theirs: str) -> str:
+    """Ratio of the medians; median [quartiles] of the per-round ratios."""
+    overall = statistics.median(times[ours]) / statistics.median(times[theirs])
+    paired = [a / b for a, b in zip(times[ours], times[theirs])]
+    q1, q2, q3 = statistics.quantiles(paired, n=4)
+    return f"{overall:.3f}  (per round: {q2:.3f} [{q1:.3f}–{q3:.3f}])"
 
 
 def main() -> None:
@@ -160,14 +170,12 @@ def main() -> None:
 
     print(f"MLP {' → '.join(map(str, SIZES))}, ReLU, batch {BATCH}, float32, SGD, "
           f"torch {torch.__version__}")
-    medians = {threads: benchmark(threads, args.steps, args.warmup) for threads in args.threads}
+    times = {threads: benchmark(threads, args.steps, args.warmup) for threads in args.threads}
 
-    print()
-    for threads, med in medians.items():
-        print(f"{threads} thread(s): ratio hw2 / autograd       = "
-              f"{med['hw2'] / med['autograd']:.3f}  (training step)")
-        print(f"{threads} thread(s): ratio hw2+dX / autograd+dX = "
-              f"{med['hw2+dX'] / med['autograd+dX']:.3f}  (dL/dX too)")
+    print("\nhw2 time / autograd time, training step (no dL/dX) and with dL/dX:")
+    for threads, t in times.items():
+        print(f"{threads} thread(s): hw2 / autograd       = {ratio_line(t, 'hw2', 'autograd')}")
+        print(f"{threads} thread(s): hw2+dX / autograd+dX = {ratio_line(t, 'hw2+dX', 'autograd+dX')}")
 
 
 if __name__ == "__main__":
