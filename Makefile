@@ -1,6 +1,6 @@
 # Two entry points for a fresh machine (see README.md):
 #   make book   -- create .venv, install, build the HTML book into _build/html
-#   make test   -- create .venv, install, run every check (unit tests, chapters, book build)
+#   make test   -- create .venv, install, run every check (unit tests, chapters, book build, site)
 SHELL := /bin/bash
 .SHELLFLAGS := -eo pipefail -c
 PYTHON ?= python3
@@ -13,7 +13,7 @@ ifdef HW2_CIFAR10
 export HW2_CIFAR10 := $(abspath $(HW2_CIFAR10))
 endif
 
-.PHONY: book test unit chapters build-book clean
+.PHONY: book test system-deps unit chapters build-book site lab clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -23,10 +23,14 @@ $(STAMP): pyproject.toml
 
 book: $(STAMP) build-book
 
-test: $(STAMP)
+test: $(STAMP) system-deps
 	$(MAKE) unit
 	$(MAKE) chapters
 	$(MAKE) build-book
+	$(MAKE) site
+
+system-deps:
+	bash tools/system_deps.sh
 
 unit:
 	$(PY) -m pytest tests
@@ -38,6 +42,17 @@ build-book:
 	rm -rf _build/html
 	$(VENV)/bin/jupyter-book build . -n -W --keep-going
 	test -f _build/html/index.html
+
+# Every page of the built site in headless Chromium (Debian's `chromium`).
+site:
+	$(PY) -m pytest tests/site/test_site.py -p no:cacheprovider
+
+# JupyterLab with the chapters opening as notebooks (jupytext).
+lab: $(STAMP)
+	$(PY) -m pip install --quiet -e '.[dev,lab]'
+	mkdir -p $(VENV)/share/jupyter/lab/settings
+	echo '{"@jupyterlab/docmanager-extension:plugin": {"defaultViewers": {"markdown": "Jupytext Notebook", "myst": "Jupytext Notebook"}}}' > $(VENV)/share/jupyter/lab/settings/overrides.json
+	$(VENV)/bin/jupyter lab --LabApp.default_url=/lab/tree/book/intro.md
 
 clean:
 	rm -rf _build .jupyter_cache
