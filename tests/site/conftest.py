@@ -13,6 +13,7 @@ from __future__ import annotations
 import functools
 import http.server
 import os
+import sys
 import threading
 from pathlib import Path
 
@@ -20,6 +21,8 @@ import pytest
 import yaml
 
 ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT / "tools"))
+from check_chapters import toc_files  # noqa: E402  (one reader of _toc.yml for all checks)
 
 
 def pytest_ignore_collect(collection_path, config):
@@ -59,26 +62,6 @@ def toc_path(config) -> Path:
     return _opt(config, "--toc", "HW2_SITE_TOC", ROOT / "_toc.yml")
 
 
-def toc_files(toc: dict) -> list[str]:
-    """All ``root:``/``file:`` entries of a jupyter-book ``_toc.yml``, in reading order."""
-    found: list[str] = []
-
-    def walk(node):
-        if isinstance(node, dict):
-            for key in ("root", "file"):
-                if isinstance(node.get(key), str):
-                    found.append(node[key])
-            for value in node.values():
-                if isinstance(value, (list, dict)):
-                    walk(value)
-        elif isinstance(node, list):
-            for item in node:
-                walk(item)
-
-    walk(toc)
-    return found
-
-
 def toc_docnames(config) -> list[str]:
     """Docnames (``book/part1/layers``) of every page in the table of contents."""
     toc = yaml.safe_load(toc_path(config).read_text())
@@ -97,23 +80,6 @@ def pytest_generate_tests(metafunc):
     if "page" in metafunc.fixturenames:
         pages = [f"{name}.html" for name in toc_docnames(metafunc.config)] + ["search.html"]
         metafunc.parametrize("page", pages)
-    # `chapter`: every page of the table of contents that is a notebook (has a kernelspec);
-    # a listed page whose file is missing stays in, so that its test fails.
-    if "chapter" in metafunc.fixturenames:
-        import jupytext
-
-        chapters = []
-        for name in toc_docnames(metafunc.config):
-            src = toc_path(metafunc.config).parent / f"{name}.md"
-            if not src.is_file() or "kernelspec" in jupytext.read(src).metadata:
-                chapters.append(f"{name}.md")
-        metafunc.parametrize("chapter", chapters)
-
-
-@pytest.fixture(scope="session")
-def book_root(pytestconfig) -> Path:
-    """The folder of the table of contents: chapter paths are relative to it."""
-    return toc_path(pytestconfig).parent
 
 
 @pytest.fixture(scope="session")
