@@ -10,6 +10,13 @@ loss, backward, update.
 - autograd: torch.nn.Sequential + torch.nn.functional.cross_entropy + torch.optim.SGD
             (``zero_grad()`` with its default ``set_to_none=True``)
 
+The one piece of work hw2 does and autograd does not is zeroing the gradient
+tensors: hw2's layers own their gradients and accumulate into them in place
+(``Layer.params()`` hands the same tensors to the optimizer for the life of
+the model), so ``VanillaSGD.zero_grad()`` writes zeros over 7.4 MB every step,
+while autograd drops its gradients and allocates new ones. The medians of each
+phase (zero_grad, forward, backward, update) are printed to show it.
+
 A training step needs no gradient with respect to the input batch, and
 autograd computes none for an input that does not require a gradient. The
 same work on the hw2 side is ``MLP(..., input_grad=False)``, whose first
@@ -68,25 +75,43 @@ def build_pair(input_grad: bool, seed: int = 0):
     return ours, theirs
 
 
+PHASES = ("zero_grad", "forward", "backward", "update")
+
+
 def make_steps(ours, theirs):
-    """step(x, y) -> (loss, dL/dx or None) for each side."""
+    """step(x, y, clock) -> (loss, dL/dx or None) for each side.
+
+    ``clock`` is a list; the step appends a time stamp (time.perf_counter)
+    before and after each of its PHASES.
+    """
     loss_fn = layers.CrossEntropyLoss()
     opt_ours = optimizers.VanillaSGD(ours.params(), learn_rate=LEARN_RATE, reg=0)
     opt_theirs = torch.optim.SGD(theirs.parameters(), lr=LEARN_RATE)
+    now = time.perf_counter
 
-    def step_ours(x, y):
+    def step_ours(x, y, clock):
+        clock.append(now())
         opt_ours.zero_grad()
+        clock.append(now())
         loss = loss_fn(ours(x), y)
+        clock.append(now())
         dx = ours.backward(loss_fn.backward())  # None with input_grad=False
+        clock.append(now())
         opt_ours.step()
+        clock.append(now())
         return loss, dx
 
-    def step_theirs(x, y):
+    def step_theirs(x, y, clock):
+        clock.append(now())
         opt_theirs.zero_grad()
         x.grad = None
+        clock.append(now())
         loss = nn.functional.cross_entropy(theirs(x), y)
+        clock.append(now())
         loss.backward()  # fills x.grad only if x.requires_grad
+        clock.append(now())
         opt_theirs.step()
+        clock.append(now())
         return loss, x.grad
 
     return step_ours, step_theirs
@@ -101,8 +126,8 @@ def check_same_math(input_grad: bool) -> float:
     for _ in range(3):
         x = torch.randn(BATCH, SIZES[0], generator=gen)
         y = torch.randint(0, SIZES[-1], (BATCH,), generator=gen)
-        _, dx_ours = step_ours(x, y)
-        _, dx_theirs = step_theirs(x.clone().requires_grad_(input_grad), y)
+        _, dx_ours = step_ours(x, y, [])
+        _, dx_theirs = step_theirs(x.clone().requires_grad_(input_grad), y, [])
         assert (dx_ours is None) == (dx_theirs is None) == (not input_grad)
         if input_grad:
             diff = max(diff, (dx_ours - dx_theirs).abs().max().item())
@@ -111,7 +136,10 @@ def check_same_math(input_grad: bool) -> float:
 
 
 def benchmark(threads: int, steps: int, warmup: int) -> dict[str, list[float]]:
-    """Seconds per step of each variant in every round, timed interleaved."""
+    """Seconds per step of each variant in every round, timed interleaved.
+
+    Also prints the median time of each phase of a step (PHASES).
+    """
     torch.set_num_threads(threads)
     for input_grad in (False, True):
         diff = check_same_math(input_grad)
@@ -131,24 +159,29 @@ def benchmark(threads: int, steps: int, warmup: int) -> dict[str, list[float]]:
     }
     for _ in range(warmup):
         for step, inputs in runs.values():
-            step(inputs, y)
+            step(inputs, y, [])
 
     times = {name: [] for name in VARIANTS}
+    phases = {name: {phase: [] for phase in PHASES} for name in VARIANTS}
     for i in range(steps):
         # Rotate which variant goes first so none always follows another.
         order = VARIANTS[i % 4:] + VARIANTS[:i % 4]
         for name in order:
             step, inputs = runs[name]
-            start = time.perf_counter()
-            step(inputs, y)
-            times[name].append(time.perf_counter() - start)
+            clock = []
+            step(inputs, y, clock)
+            times[name].append(clock[-1] - clock[0])
+            for phase, start, end in zip(PHASES, clock, clock[1:]):
+                phases[name][phase].append(end - start)
 
     print(f"\n{threads} thread(s): same math, max |Δ| after 3 steps < 1e-5")
     for name in VARIANTS:
         t = times[name]
         q = statistics.quantiles(t, n=4)
         print(f"{name:>12}: median {statistics.median(t) * 1e3:7.2f} ms/step "
-              f"(IQR {q[0] * 1e3:.2f}–{q[2] * 1e3:.2f} ms, {len(t)} steps)")
+              f"(IQR {q[0] * 1e3:.2f}–{q[2] * 1e3:.2f} ms, {len(t)} steps)  = "
+              + " + ".join(f"{phase} {statistics.median(phases[name][phase]) * 1e3:.2f}"
+                           for phase in PHASES))
     return times
 
 

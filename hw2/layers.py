@@ -189,10 +189,11 @@ class ReLU(LeakyReLU):
     def forward(self, x: torch.Tensor, **kw) -> torch.Tensor:
         """x: (N, *) -> out: (N, *)"""
         _check_batched(self, x)
-        # f'(x) = 1 where x > 0, else 0: the 0/1 mask itself is the slope
-        self.grad_cache["slope"] = torch.gt(x, 0, out=torch.empty_like(x))
         # max(0, x) rather than f'(x)·x, which is 0·(-inf) = NaN at x = -inf
-        return x.clamp_min(0)
+        out = x.clamp_min(0)
+        # f'(x) = 1 where x > 0, else 0: the sign of the output
+        self.grad_cache["slope"] = out.sign()
+        return out
 
     def __repr__(self) -> str:
         return "ReLU"
@@ -414,10 +415,11 @@ class CrossEntropyLoss(Layer):
                 f"CrossEntropyLoss: labels must have shape ({n},) to match "
                 f"scores {tuple(x.shape)}, got {tuple(y.shape)}"
             )
-        if n and (y.min() < 0 or y.max() >= c):
+        low, high = (int(v) for v in torch.aminmax(y)) if n else (0, 0)
+        if low < 0 or high >= c:
             raise ValueError(
                 f"CrossEntropyLoss: labels must be in [0, {c}) for {c} "
-                f"classes, got values from {int(y.min())} to {int(y.max())}"
+                f"classes, got values from {low} to {high}"
             )
 
 
