@@ -6,7 +6,9 @@ uncaught exception and no failed request (nothing is filtered: the site must
 not need the network, so MathJax and fonts are served with it); that MathJax
 rendered every formula (each ``.math`` element holds an ``mjx-container``, and
 there is no ``mjx-merror`` or red undefined-macro text); that every image has
-pixels (non-zero ``naturalWidth``) and every figure holds one; and that every
+pixels (non-zero ``naturalWidth``) and is not one uniform colour (drawn into a
+canvas and read back: a blank white or fully transparent figure fails), and
+every figure holds an image; and that every
 same-origin link resolves (HTTP 200, and a ``#fragment`` names an id on the
 target page); that every page has an "edit this page" link and every notebook a
 download link to its ``.ipynb`` and Binder and Colab launch links. A full-page
@@ -189,12 +191,43 @@ async () => {
     img.addEventListener('error', res, {once: true});
     setTimeout(res, 30000);
   })));
-  const empty = imgs.filter(img => !(img.naturalWidth > 0))
-                    .map(img => img.getAttribute('src') || '(no src)');
+  const src = img => img.getAttribute('src') || '(no src)';
+  const empty = imgs.filter(img => !(img.naturalWidth > 0)).map(src);
+  // An image that loaded can still be blank (a white PNG from a figure saved before
+  // anything was drawn): draw each one into a canvas and compare every pixel (RGBA)
+  // with the first. Nothing is skipped: the decorative images of the theme (the
+  // Binder and Colab logos of the launch buttons) have more than one colour too.
+  // Same-origin images leave the canvas readable; a cross-origin one would make
+  // getImageData throw, which is reported (the site must not load remote images).
+  const MAX_SIDE = 2048;   // larger images are scaled down; a plot keeps its lines
+  const canvas = document.createElement('canvas');
+  const ctx = canvas.getContext('2d', {willReadFrequently: true});
+  const uniform = [], unreadable = [];
+  for (const img of imgs) {
+    if (!(img.naturalWidth > 0 && img.naturalHeight > 0)) continue;
+    const scale = Math.min(1, MAX_SIDE / Math.max(img.naturalWidth, img.naturalHeight));
+    const w = Math.max(1, Math.round(img.naturalWidth * scale));
+    const h = Math.max(1, Math.round(img.naturalHeight * scale));
+    canvas.width = w;
+    canvas.height = h;   // resizing also clears the canvas to transparent black
+    ctx.drawImage(img, 0, 0, w, h);
+    let px;
+    try {
+      px = new Uint32Array(ctx.getImageData(0, 0, w, h).data.buffer);
+    } catch (err) {
+      unreadable.push(`${src(img)} (${err.name}: ${err.message})`);
+      continue;
+    }
+    const first = px[0];
+    if (px.every(v => v === first)) {
+      const [r, g, b, a] = new Uint8Array(new Uint32Array([first]).buffer);
+      uniform.push(`${src(img)} (${w}x${h}, every pixel rgba(${r},${g},${b},${a}))`);
+    }
+  }
   const figures = Array.from(document.querySelectorAll('figure, div.figure'));
   const bare = figures.filter(f => !f.querySelector('img, svg, canvas, object, video'))
                       .map(f => f.id || (f.textContent || '').trim().slice(0, 80));
-  return {images: imgs.length, empty, figures: figures.length, bare};
+  return {images: imgs.length, empty, uniform, unreadable, figures: figures.length, bare};
 }
 """
 
@@ -236,6 +269,8 @@ def test_page(tab, page, site_url, screenshots_dir):
     problems += [f"MathJax error: {s}" for s in math["errors"]]
     problems += [f"undefined TeX macro: {s}" for s in math["undefined"]]
     problems += [f"image without pixels: {s}" for s in images["empty"]]
+    problems += [f"image of a single colour (blank): {s}" for s in images["uniform"]]
+    problems += [f"image that cannot be read back (not same-origin?): {s}" for s in images["unreadable"]]
     problems += [f"figure without an image: {s!r}" for s in images["bare"]]
     problems += [f"broken link: {s}" for s in _broken_links(hrefs, site_url)]
     problems += _missing_buttons(page, hrefs, tab.tab.locator("div.cell").count() > 0)
