@@ -603,7 +603,8 @@ class _TimedBatches:
         self.batches.load_state_dict(state)
 
 
-def _epoch_train_images(n: int, batch_size: int, drop_last: bool, max_batches: int | None) -> int:
+def _epoch_images(n: int, batch_size: int, drop_last: bool, max_batches: int | None) -> int:
+    """Images one pass over ``n`` images sees: batches of ``batch_size``, at most ``max_batches``."""
     sizes = [batch_size] * (n // batch_size)
     if n % batch_size and not drop_last:
         sizes.append(n % batch_size)
@@ -619,6 +620,24 @@ def _checkpoint_prefix(cfg: RunConfig) -> Path:
     spec = {k: v for k, v in cfg.to_dict().items() if k not in ("checkpoints", "out_dir", "device", "compile")}
     digest = hashlib.sha1(json.dumps(spec, sort_keys=True).encode()).hexdigest()[:10]
     return cfg.resolved_out_dir / f".{cfg.file_stem}.{digest}.ckpt"
+
+
+def _remove_stale_temp_files(result: Path, ckpt_file: Path | None) -> None:
+    """Delete temporary files a killed earlier attempt of this run left behind.
+
+    An atomic write is a temporary file in the same folder, then ``os.replace``;
+    a process killed in between leaves the temporary file (``.<result>.*.tmp``,
+    ``<checkpoint>.pt.*.tmp``). The finished or resumed run never reads them.
+    """
+    import glob as globlib
+
+    patterns = [(result.parent, f".{globlib.escape(result.name)}.*.tmp")]
+    if ckpt_file is not None:
+        patterns.append((ckpt_file.parent, f"{globlib.escape(ckpt_file.name)}.*.tmp"))
+    for folder, pattern in patterns:
+        for stale in folder.glob(pattern) if folder.is_dir() else ():
+            with contextlib.suppress(OSError):
+                stale.unlink()
 
 
 def _atomic_write_json(path: Path, obj) -> None:
@@ -646,9 +665,11 @@ def run_config(cfg: RunConfig, *, data=None, verbose: bool | None = None) -> Pat
     """Train one configuration and write its result file; returns the file's path.
 
     1. Resolve device and seed; set the backends up.
-    2. Load CIFAR-10 (``hw2.data.load_cifar10``) unless ``data`` is given,
-       take the class-balanced subsets, put them on the device.
-    3. Build model, optimizer, lr schedule, trainer.
+    2. Build the model (initialised from the seed): a bad model configuration
+       fails here, before any data is loaded.
+    3. Load CIFAR-10 (``hw2.data.load_cifar10``) unless ``data`` is given,
+       take the class-balanced subsets, put them on the device; build
+       optimizer, lr schedule, trainer.
     4. ``fit`` with early stopping; with ``cfg.checkpoints`` it resumes from
        the checkpoint if one exists.
     5. Write the result JSON atomically, then remove the checkpoint.
@@ -666,15 +687,15 @@ def run_config(cfg: RunConfig, *, data=None, verbose: bool | None = None) -> Pat
     random.seed(seed)
     torch.manual_seed(seed)
 
-    # 2. data
+    # 2. model (initialised from the seed; the data loaders use their own generators)
+    model = build_model(cfg)
+    n_params = sum(p.numel() for p in model.parameters())
+
+    # 3. data, optimizer and trainer
     if data is None:
         data = load_cifar10()
     dl_train, dl_test = build_batches(cfg, data, device, seed)
     n_train, n_test = len(dl_train.y), len(dl_test.y)
-
-    # 3. model and trainer (the model is initialised from the seed)
-    model = build_model(cfg)
-    n_params = sum(p.numel() for p in model.parameters())
     steps_per_epoch = min(len(dl_train), cfg.batches or len(dl_train))
     trainer = build_trainer(cfg, model, device, steps_per_epoch)
 
@@ -684,6 +705,8 @@ def run_config(cfg: RunConfig, *, data=None, verbose: bool | None = None) -> Pat
     resumed = bool(ckpt_file and ckpt_file.exists())
     if ckpt_file:
         ckpt_file.parent.mkdir(parents=True, exist_ok=True)
+    out = cfg.resolved_out_dir / result_filename(cfg)
+    _remove_stale_temp_files(out, ckpt_file)
     timed_train, timed_test = _TimedBatches(dl_train), _TimedBatches(dl_test)
     t_setup = time.perf_counter() - t_start
     fit_res = trainer.fit(timed_train, timed_test, cfg.epochs,
@@ -692,7 +715,10 @@ def run_config(cfg: RunConfig, *, data=None, verbose: bool | None = None) -> Pat
                           max_batches=cfg.batches, verbose=verbose)
 
     # Training throughput of the epochs run in this process.
-    images_per_epoch = _epoch_train_images(n_train, cfg.bs_train, n_train >= cfg.bs_train, cfg.batches)
+    # Images per epoch: ``batches`` (and drop_last for training) can make these
+    # fewer than the split sizes.
+    images_per_epoch = _epoch_images(n_train, dl_train.batch_size, dl_train.drop_last, cfg.batches)
+    test_images_per_epoch = _epoch_images(n_test, dl_test.batch_size, dl_test.drop_last, cfg.batches)
     train_seconds = [t1 - t0 for t0, t1 in zip(timed_train.starts, timed_test.starts)]
     rates = sorted(images_per_epoch / s for s in train_seconds if s > 0)
     epoch_seconds = [float(s) for s in getattr(trainer, "epoch_seconds", [])]
@@ -715,8 +741,12 @@ def run_config(cfg: RunConfig, *, data=None, verbose: bool | None = None) -> Pat
         },
         "resumed_from_checkpoint": resumed,
         "model": {"class": type(model).__name__, "parameters": n_params},
+        # Split sizes (after train_size/test_size), and the images actually
+        # trained on / evaluated in each epoch.
         "data": {"source": getattr(data, "source_name", "CIFAR-10"),
-                 "train_images": n_train, "test_images": n_test},
+                 "train_images": n_train, "test_images": n_test,
+                 "train_images_per_epoch": images_per_epoch,
+                 "test_images_per_epoch": test_images_per_epoch},
         "device": {"type": device.type, "name": device_name(device),
                    "amp": "bfloat16" if (cfg.amp and device.type == "cuda") else "float32",
                    "channels_last": cfg.channels_last and device.type == "cuda"},
@@ -728,7 +758,6 @@ def run_config(cfg: RunConfig, *, data=None, verbose: bool | None = None) -> Pat
     # Whole-run wall time: this process's setup plus every epoch (also those
     # run before a resume, which the checkpoint remembers).
     record["timing"]["total_s"] = t_setup + record["timing"]["fit_s"]
-    out = cfg.resolved_out_dir / result_filename(cfg)
     _atomic_write_json(out, record)
     if ckpt_file and ckpt_file.exists():
         ckpt_file.unlink()
@@ -1103,9 +1132,7 @@ def _config_from_args(args: argparse.Namespace) -> dict:
 
 def _cmd_run(args) -> int:
     cfg = RunConfig.from_dict(_config_from_args(args))
-    cfg.resolved_pool_every  # noqa: B018 -- fail before loading data
-    build_model(cfg)         # an impossible architecture fails here, before any data is loaded
-    path = run_config(cfg, verbose=None)
+    path = run_config(cfg, verbose=None)  # builds the model before it loads any data
     print(f"wrote {path}: {_summary(path)}")
     return 0
 

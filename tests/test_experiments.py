@@ -102,6 +102,10 @@ def test_run_exp_cli_writes_named_result_with_all_fields(tiny_cifar, tmp_path):
     assert record["versions"]["hw2"] == hw2.__version__ and record["versions"]["torch"]
     assert record["data"]["source"].startswith("CIFAR-10")  # as hw2.data names the source
     assert (record["data"]["train_images"], record["data"]["test_images"]) == (10 * N_TRAIN, 10 * N_TEST)
+    # No batch limit: every epoch sees the whole train split (last partial batch
+    # dropped) and the whole test split.
+    assert record["data"]["train_images_per_epoch"] == 10 * N_TRAIN // 16 * 16
+    assert record["data"]["test_images_per_epoch"] == 10 * N_TEST
     assert record["timestamp"].endswith("+00:00")
 
     cfg2, fit = ex.load_experiment(path)
@@ -117,6 +121,48 @@ def test_spec_example_call_writes_test_run_file(tiny_env):
     cfg, fit = ex.load_experiment(path)
     assert cfg["model_type"] == "resnet" and cfg["seed"] == 42 and cfg["channels"] == [32, 64]
     assert 1 <= fit.num_epochs <= 10 and len(fit.test_loss) == fit.num_epochs
+
+
+def test_batch_limit_is_recorded_as_images_per_epoch(tiny_env):
+    # 40 train / 20 test images; at most 2 batches per epoch of each loader.
+    path = ex.run_experiment("lim", seed=0, bs_train=8, bs_test=6, batches=2, epochs=1,
+                             filters_per_layer=[4], layers_per_block=1, hidden_dims=[8], device="cpu")
+    data = ex.load_record(path)["data"]
+    assert (data["train_images"], data["test_images"]) == (10 * N_TRAIN, 10 * N_TEST)  # the splits
+    assert (data["train_images_per_epoch"], data["test_images_per_epoch"]) == (2 * 8, 2 * 6)  # what ran
+    assert ex.load_record(path)["timing"]["train_images_per_epoch"] == 2 * 8
+
+
+def test_bad_model_keyword_fails_before_data_is_loaded(monkeypatch, tmp_path):
+    # No CIFAR-10 anywhere: the unknown model keyword must be the error, not the missing data.
+    monkeypatch.setenv("HW2_CIFAR10", str(tmp_path / "no-such-cifar10"))
+    monkeypatch.setenv("HW2_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.setenv("HW2_RESULTS_DIR", str(tmp_path / "results"))
+    with pytest.raises(ValueError, match="foo"):
+        ex.run_experiment("x", filters_per_layer=[32], layers_per_block=1, foo=1)
+    with pytest.raises(ValueError, match="vanishes"):  # an impossible architecture, likewise
+        ex.run_experiment("x", filters_per_layer=[8], layers_per_block=6, pool_every=1)
+    # Sanity: a good configuration does get as far as the (missing) data.
+    from hw2.data import DataError
+    with pytest.raises(DataError):
+        ex.run_experiment("x", filters_per_layer=[4], layers_per_block=1, hidden_dims=[8], device="cpu")
+    assert not (tmp_path / "results").exists()
+
+
+def test_result_readers_ignore_the_results_readme(tiny_env):
+    # results/ holds a README.md beside the JSON files; only *.json are result files.
+    import matplotlib
+    matplotlib.use("Agg")
+    from hw2.plot import plot_exp_results
+
+    tiny_env.mkdir(parents=True)
+    (tiny_env / "README.md").write_text("# results\n")
+    assert plot_exp_results("*") is None and plot_exp_results("exp1_1_*") is None
+    ex.run_experiment("exp1_1", epochs=1, bs_train=16, filters_per_layer=[4], layers_per_block=1,
+                      hidden_dims=[8], device="cpu")
+    fig, axes = plot_exp_results("*")
+    assert [line.get_label() for line in axes[0].lines] == ["L1_K4"]
+    assert [p for _, p in ex.experiment_status("exp1_1")] == [None] * 8  # README is no run
 
 
 def test_same_seed_same_result(tiny_env, tmp_path):
@@ -288,6 +334,20 @@ def test_sweep_killed_mid_run_resumes_and_completes(tiny_cifar, tmp_path, capsys
     # A finished sweep is a no-op.
     assert ex.main(cmd[3:]) == 0
     assert capsys.readouterr().out.count("(result exists)") == 3
+
+
+def test_rerun_removes_temp_files_of_a_killed_attempt(tiny_env, tmp_path):
+    # A kill between an atomic write's temporary file and its os.replace leaves
+    # the temporary file; the next attempt of the same run removes it.
+    out, prefix = tmp_path / "out", tmp_path / "out" / ".r.ckpt"
+    out.mkdir()
+    stale = [out / ".r_L1_K4.json.abc123.tmp", out / ".r.ckpt.pt.xyz.tmp"]
+    other = [out / ".q_L1_K4.json.abc123.tmp", out / "r_L1_K4.json.tmp"]  # not this run's temp files
+    for p in stale + other:
+        p.write_text("partial")
+    ex.run_experiment("r", out_dir=out, checkpoints=str(prefix), epochs=1, bs_train=16,
+                      filters_per_layer=[4], layers_per_block=1, hidden_dims=[8], device="cpu")
+    assert {p.name for p in out.iterdir()} == {"r_L1_K4.json", *(p.name for p in other)}
 
 
 def test_sweep_with_worker_processes(tiny_env, tmp_path, monkeypatch):
