@@ -553,6 +553,10 @@ def activation_class(activation: str | type[Layer]) -> type[Layer]:
     )
 
 
+# Keywords MLP hands to each of its Linear layers.
+_MLP_LINEAR_KWARGS = {"wstd", "dtype", "device"}
+
+
 class MLP(Layer):
     """Multilayer perceptron ``[Linear → Act (→ Dropout)] × H → Linear``.
 
@@ -592,6 +596,12 @@ class MLP(Layer):
         if not 0 <= dropout < 1:
             raise ValueError(
                 f"MLP: dropout must satisfy 0 <= dropout < 1, got {dropout!r}"
+            )
+        unknown = sorted(set(kw) - _MLP_LINEAR_KWARGS)
+        if unknown:
+            raise TypeError(
+                f"MLP: unknown keyword argument(s) {', '.join(unknown)}; extra "
+                f"keywords go to every Linear: {', '.join(sorted(_MLP_LINEAR_KWARGS))}"
             )
         self.in_features = in_features
         self.num_classes = num_classes

@@ -582,7 +582,7 @@ def test_unknown_activation():
 def test_mlp_bad_dropout_and_kwargs():
     with pytest.raises(ValueError, match=r"MLP: dropout must satisfy 0 <= dropout < 1, got 1"):
         layers.MLP(4, 2, [3], dropout=1)
-    with pytest.raises(TypeError, match=r"wsdt"):
+    with pytest.raises(TypeError, match=r"MLP: unknown keyword argument\(s\) wsdt; extra keywords go to every Linear: device, dtype, wstd"):
         layers.MLP(4, 2, [3], wsdt=0.1)  # typo: not silently accepted
 
 
