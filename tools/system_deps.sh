@@ -5,7 +5,8 @@
 # elsewhere it says what to install (those suites then skip, naming the reason).
 set -euo pipefail
 need=()
-command -v chromium >/dev/null 2>&1 || need+=(chromium)
+# HW2_CHROMIUM names another Chromium/Chrome binary for the site suite.
+[ -x "${HW2_CHROMIUM:-}" ] || command -v chromium >/dev/null 2>&1 || need+=(chromium)
 command -v slurmctld >/dev/null 2>&1 || need+=(slurm-wlm)
 command -v munged >/dev/null 2>&1 || need+=(munge)
 [ ${#need[@]} -eq 0 ] && exit 0
