@@ -224,19 +224,51 @@ def test_resume_after_interruption_is_exact(tmp_path, setup, interrupting):
         assert torch.equal(w, w_full)
 
 
-def test_resume_without_rng_restore_would_differ(tmp_path, monkeypatch):
-    """Guard for the test above: the RNG states really matter for this run."""
+def _skip_rng_restore(monkeypatch, trainer):
     import hw2.training as training
-
-    trainer, full_weights = torch_setup(0)
-    trainer.fit(*loaders(), num_epochs=3)
-    trainer, _ = torch_setup(0)
-    trainer.fit(*loaders(), num_epochs=1, checkpoints=tmp_path / "run")
     monkeypatch.setattr(training, "_set_rng_state", lambda state: None)
-    trainer, weights = torch_setup(0)
-    torch.manual_seed(5)
-    trainer.fit(*loaders(), num_epochs=3, checkpoints=tmp_path / "run")
-    assert not all(torch.equal(w, f) for w, f in zip(weights, full_weights))
+
+
+def _skip_loader_restore(monkeypatch, trainer):
+    import hw2.training as training
+    monkeypatch.setattr(training, "_load_loader_state", lambda dl, state: None)
+
+
+def _skip_optimizer_restore(monkeypatch, trainer):
+    monkeypatch.setattr(trainer.optimizer, "load_state_dict", lambda state: None)
+
+
+@pytest.mark.parametrize("setup", [torch_setup, layer_setup], ids=["TorchTrainer", "LayerTrainer"])
+@pytest.mark.parametrize("skip_restore", [
+    None, _skip_rng_restore, _skip_loader_restore, _skip_optimizer_restore,
+], ids=["nothing", "rng", "loader-generator", "optimizer"])
+def test_resume_without_each_checkpoint_item_would_differ(tmp_path, monkeypatch, setup,
+                                                          skip_restore):
+    """Guard for the test above: every item restored from the checkpoint matters.
+
+    The resumed run (in a "new process": other initial weights, global RNG and
+    loader seed) reproduces the uninterrupted one exactly when everything is
+    restored, and differs when the RNG states, the train loader's generator or
+    the optimizer state (momentum buffers) are left out of the restore.
+    """
+    epochs = 3
+    trainer, full_weights = setup(0)
+    full = trainer.fit(*loaders(), num_epochs=epochs)
+    trainer, _ = setup(0)
+    trainer.fit(*loaders(), num_epochs=1, checkpoints=tmp_path / "run")
+
+    trainer, weights = setup(123)
+    if skip_restore is not None:
+        skip_restore(monkeypatch, trainer)
+    resumed = trainer.fit(*loaders(seed=99), num_epochs=epochs, checkpoints=tmp_path / "run")
+
+    same_weights = all(torch.equal(w, f) for w, f in zip(weights, full_weights))
+    if skip_restore is None:
+        assert resumed == full and same_weights
+    else:
+        assert resumed.train_loss[0] == full.train_loss[0]  # epoch 1 comes from the checkpoint
+        assert resumed.train_loss[1:] != full.train_loss[1:]
+        assert not same_weights
 
 
 def test_checkpoint_of_another_model_is_rejected(tmp_path):
