@@ -26,6 +26,7 @@ __all__ = [
     "ACTIVATIONS",
     "POOLINGS",
     "conv_output_size",
+    "count_parameters",
     "feature_map_shape",
     "receptive_field",
     "ConvClassifier",
@@ -221,6 +222,15 @@ def receptive_field(layers) -> tuple[int, int]:
     rf, jump = [1, 1], [1, 1]
     _rf_step(layers if isinstance(layers, Sequence | nn.Sequential) else [layers], rf, jump)
     return tuple(rf)
+
+
+def count_parameters(module: nn.Module) -> int:
+    """Number of scalar parameters of ``module`` (all of them, trainable or not).
+
+    Every tensor in ``module.parameters()`` counts once with all its elements,
+    so a weight shared between two layers is counted once.
+    """
+    return sum(p.numel() for p in module.parameters())
 
 
 # --------------------------------------------------------------------------
