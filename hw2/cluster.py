@@ -45,6 +45,8 @@ from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any, Iterable, Sequence, TextIO
 
+from hw2._io import atomic_write
+
 __all__ = [
     "Run", "Outcome", "SweepTask", "LocalExecutor", "SlurmOptions", "SlurmExecutor",
     "run_sweep", "add_executor_arguments", "executor_from_args", "slurm_states",
@@ -459,9 +461,7 @@ class SlurmExecutor:
 
     @staticmethod
     def _save_ledger(path: Path, ledger: dict) -> None:
-        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-        tmp.write_text(json.dumps(ledger, indent=1, sort_keys=True))
-        os.replace(tmp, path)
+        atomic_write(path, lambda f: f.write(json.dumps(ledger, indent=1, sort_keys=True)), text=True)
 
     def execute(self, runs: Sequence[Run]) -> list[Outcome]:
         import submitit

@@ -34,7 +34,6 @@ import os
 import pickle
 import re
 import tarfile
-import tempfile
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -42,6 +41,8 @@ from typing import Iterator, Sequence
 
 import numpy as np
 import torch
+
+from hw2._io import atomic_write, repo_root
 
 __all__ = [
     "CIFAR10", "CIFAR10_CLASSES", "CIFAR10_MEAN", "CIFAR10_STD",
@@ -149,11 +150,6 @@ def _class_counts(y: torch.Tensor, num_classes: int) -> list[int]:
 # ---------------------------------------------------------------------------
 # Locating the source and the cache
 # ---------------------------------------------------------------------------
-
-def repo_root() -> Path:
-    """The folder holding the ``hw2`` package (the repository root in a checkout)."""
-    return Path(__file__).resolve().parent.parent
-
 
 def cache_dir() -> Path:
     """Where decoded datasets are cached: $HW2_CACHE_DIR, else $XDG_CACHE_HOME/hw2 or ~/.cache/hw2."""
@@ -426,22 +422,8 @@ def _download(root: Path) -> Path:
 # ---------------------------------------------------------------------------
 
 def _atomic_torch_save(obj, target: Path) -> None:
-    """Write ``obj`` to ``target`` so that it is either complete or absent."""
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            os.fchmod(f.fileno(), 0o644)  # mkstemp makes it private; a cache may be shared
-            torch.save(obj, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, target)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
+    """``torch.save`` ``obj`` to ``target`` atomically (mode 0644: a cache may be shared)."""
+    atomic_write(target, lambda f: torch.save(obj, f))
 
 
 def _load_cache(path: Path) -> dict | None:
@@ -748,8 +730,7 @@ class GPUBatches:
 
     def state_dict(self) -> dict:
         """The shuffle/augmentation RNG state and epoch count (resume at an epoch boundary)."""
-        return {"generator": self._generator.get_state(), "epoch": self.epoch, "seed": self.seed,
-                "size": len(self.y)}
+        return {"generator": self._generator.get_state(), "epoch": self.epoch, "size": len(self.y)}
 
     def load_state_dict(self, state: dict) -> None:
         if state.get("size", len(self.y)) != len(self.y):

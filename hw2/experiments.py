@@ -39,11 +39,12 @@ import os
 import platform
 import random
 import sys
-import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from hw2._io import atomic_write, repo_root, temp_glob
 
 __all__ = [
     "RunConfig",
@@ -84,7 +85,7 @@ def results_dir() -> Path:
     env = os.environ.get("HW2_RESULTS_DIR")
     if env:
         return Path(env).expanduser().resolve()
-    return Path(__file__).resolve().parent.parent / "results"
+    return repo_root() / "results"
 
 
 _default_results_dir = results_dir  # for functions whose parameter of that name shadows it
@@ -625,36 +626,26 @@ def _checkpoint_prefix(cfg: RunConfig) -> Path:
 def _remove_stale_temp_files(result: Path, ckpt_file: Path | None) -> None:
     """Delete temporary files a killed earlier attempt of this run left behind.
 
-    An atomic write is a temporary file in the same folder, then ``os.replace``;
-    a process killed in between leaves the temporary file (``.<result>.*.tmp``,
-    ``<checkpoint>.pt.*.tmp``). The finished or resumed run never reads them.
+    An atomic write (:func:`hw2._io.atomic_write`) is a temporary file in the
+    same folder, then ``os.replace``; a process killed in between leaves the
+    temporary file (``.<result>.*.tmp``, ``.<checkpoint>.pt.*.tmp`` -- a hidden
+    checkpoint ``.<name>.pt`` gets ``.<name>.pt.*.tmp``). The finished or
+    resumed run never reads them.
     """
-    import glob as globlib
-
-    patterns = [(result.parent, f".{globlib.escape(result.name)}.*.tmp")]
-    if ckpt_file is not None:
-        patterns.append((ckpt_file.parent, f"{globlib.escape(ckpt_file.name)}.*.tmp"))
-    for folder, pattern in patterns:
-        for stale in folder.glob(pattern) if folder.is_dir() else ():
+    for target in (result, ckpt_file):
+        if target is None or not target.parent.is_dir():
+            continue
+        for stale in target.parent.glob(temp_glob(target.name)):
             with contextlib.suppress(OSError):
                 stale.unlink()
 
 
-def _atomic_write_json(path: Path, obj) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        os.fchmod(fd, 0o644)  # mkstemp makes 0600; results are meant to be shared
-        with os.fdopen(fd, "w") as f:
-            json.dump(obj, f, indent=1)
-            f.write("\n")
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
+def _write_json(path: Path, obj) -> None:
+    """``obj`` as indented JSON, written atomically (:func:`hw2._io.atomic_write`)."""
+    def write(f):
+        json.dump(obj, f, indent=1)
+        f.write("\n")
+    atomic_write(path, write, text=True)  # 0644: results are meant to be shared
 
 
 # --------------------------------------------------------------------------
@@ -758,7 +749,7 @@ def run_config(cfg: RunConfig, *, data=None, verbose: bool | None = None) -> Pat
     # Whole-run wall time: this process's setup plus every epoch (also those
     # run before a resume, which the checkpoint remembers).
     record["timing"]["total_s"] = t_setup + record["timing"]["fit_s"]
-    _atomic_write_json(out, record)
+    _write_json(out, record)
     if ckpt_file and ckpt_file.exists():
         ckpt_file.unlink()
     return out

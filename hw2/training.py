@@ -21,7 +21,6 @@ import math
 import os
 import random
 import sys
-import tempfile
 import time
 from collections.abc import Callable, Iterable, Sequence
 from contextlib import nullcontext
@@ -31,6 +30,8 @@ from typing import Any, NamedTuple
 import torch
 from torch import Tensor
 from tqdm import tqdm
+
+from hw2._io import atomic_write
 
 __all__ = ["BatchResult", "EpochResult", "FitResult", "Trainer", "LayerTrainer", "TorchTrainer"]
 
@@ -154,19 +155,6 @@ def _set_rng_state(state: dict[str, Any]) -> None:
     cuda = state.get("cuda")
     if cuda and torch.cuda.is_available() and len(cuda) == torch.cuda.device_count():
         torch.cuda.set_rng_state_all(cuda)
-
-
-def _atomic_save(obj, path: Path) -> None:
-    """torch.save to a temporary file beside ``path``, then rename it over ``path``."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name + ".", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            torch.save(obj, f)
-        os.replace(tmp, path)
-    except BaseException:
-        os.unlink(tmp)
-        raise
 
 
 class Trainer(abc.ABC):
@@ -324,7 +312,7 @@ class Trainer(abc.ABC):
 
     def save_checkpoint(self, path: Path, dl_train, dl_test, **progress) -> None:
         """Write model, optimizer, RNG and loader states and ``progress`` to ``path``."""
-        _atomic_save({
+        state = {
             "format": CHECKPOINT_FORMAT,
             **progress,
             "model": self.model_state_dict(),
@@ -333,7 +321,8 @@ class Trainer(abc.ABC):
             "rng": _rng_state(),
             "loaders": {"train": _loader_state(dl_train), "test": _loader_state(dl_test)},
             "epoch_seconds": list(self.epoch_seconds),
-        }, path)
+        }
+        atomic_write(path, lambda f: torch.save(state, f))
 
     def load_checkpoint(self, path: Path, dl_train=None, dl_test=None) -> dict[str, Any]:
         """Restore everything :meth:`save_checkpoint` wrote; return the checkpoint.
