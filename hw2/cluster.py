@@ -7,8 +7,8 @@ to :func:`run_sweep`, which
 1. skips every run whose result file already exists (results are written
    atomically, so a file that exists is complete);
 2. runs each with its Trainer checkpoint path (every spec of
-   :func:`hw2.experiments.sweep_jobs` has one; a spec without gets
-   ``<out_dir>/.checkpoints/<result file stem>``), so a run that is stopped
+   :func:`hw2.experiments.sweep_jobs` has one; a spec without gets the
+   same one, ``<out_dir>/.<result file stem>.<config hash>.ckpt``), so a run that is stopped
    -- preempted, timed out, cancelled, killed -- continues from its last
    finished epoch the next time it is started;
 3. executes them with an executor:
@@ -124,12 +124,15 @@ def plan_run(spec: Any) -> Run:
     """The :class:`Run` of one job spec of :func:`hw2.experiments.sweep_jobs`.
 
     Those specs carry a checkpoint prefix already; a spec without one gets
-    ``<out_dir>/.checkpoints/<result file stem>``.
+    the one :func:`hw2.experiments.sweep_jobs` would give it (in the output
+    folder, named after the result file and a hash of the configuration), so
+    a run resumes the same checkpoint whichever executor runs it.
     """
-    result = Path(_experiments().result_path(spec)).resolve()
+    experiments = _experiments()
+    result = Path(experiments.result_path(spec)).resolve()
     checkpoint = _spec_get(spec, "checkpoints")
     if not checkpoint:
-        checkpoint = result.parent / ".checkpoints" / result.stem
+        checkpoint = Path(experiments._checkpoint_prefix(spec)).resolve()
         spec = _spec_with(spec, checkpoints=str(checkpoint))
     return Run(name=result.stem, spec=spec, result=result, checkpoint=Path(checkpoint))
 
@@ -141,7 +144,7 @@ def checkpoint_epoch(run: Run) -> int:
         return 0
     try:
         import torch
-        state = torch.load(path, map_location="cpu", weights_only=False)
+        state = torch.load(path, map_location="cpu", weights_only=True)
         return int(state.get("epoch", 0))
     except Exception:  # unreadable: the Trainer decides what to do with it
         return 0

@@ -474,9 +474,7 @@ def build_model(cfg: RunConfig):
     try:
         return model_cls(IN_SIZE, NUM_CLASSES, cfg.channels, cfg.resolved_pool_every,
                          cfg.hidden_dims, **cfg.model_kw)
-    except TypeError as e:  # e.g. an unknown model keyword
-        raise ValueError(f"cannot build {model_cls.__name__}: {e}") from None
-    except ValueError as e:
+    except (TypeError, ValueError) as e:  # e.g. an unknown model keyword
         raise ValueError(f"cannot build {model_cls.__name__}: {e}") from None
 
 
@@ -612,12 +610,14 @@ def _epoch_images(n: int, batch_size: int, drop_last: bool, max_batches: int | N
     return sum(sizes[:max_batches] if max_batches else sizes)
 
 
-def _checkpoint_prefix(cfg: RunConfig) -> Path:
-    """A per-config checkpoint prefix in the output folder.
+def _checkpoint_prefix(cfg: RunConfig | dict) -> Path:
+    """A per-config checkpoint prefix in the output folder, for a config or a job spec.
 
     The name carries a hash of the configuration, so a changed configuration
-    never resumes from a stale checkpoint of the same file name.
+    never resumes from a stale checkpoint of the same file name. Every
+    executor (this module's, ``hw2.cluster``'s) uses it.
     """
+    cfg = cfg if isinstance(cfg, RunConfig) else RunConfig.from_dict(cfg)
     spec = {k: v for k, v in cfg.to_dict().items() if k not in ("checkpoints", "out_dir", "device", "compile")}
     digest = hashlib.sha1(json.dumps(spec, sort_keys=True).encode()).hexdigest()[:10]
     return cfg.resolved_out_dir / f".{cfg.file_stem}.{digest}.ckpt"
@@ -696,7 +696,7 @@ def run_config(cfg: RunConfig, *, data=None, verbose: bool | None = None) -> Pat
     resumed = bool(ckpt_file and ckpt_file.exists())
     if ckpt_file:
         ckpt_file.parent.mkdir(parents=True, exist_ok=True)
-    out = cfg.resolved_out_dir / result_filename(cfg)
+    out = result_path(cfg)
     _remove_stale_temp_files(out, ckpt_file)
     timed_train, timed_test = _TimedBatches(dl_train), _TimedBatches(dl_test)
     t_setup = time.perf_counter() - t_start
@@ -804,6 +804,20 @@ def load_experiment(path: str | os.PathLike):
     A missing, truncated or malformed file raises :class:`ExperimentFileError`
     naming it.
     """
+    record, fit_res = _read_record(path)
+    return record["config"], fit_res
+
+
+def load_record(path: str | os.PathLike) -> dict:
+    """The whole JSON record of a result file (timing, device, versions, ...).
+
+    Validated like :func:`load_experiment`: errors name the file.
+    """
+    return _read_record(path)[0]
+
+
+def _read_record(path: str | os.PathLike):
+    """``(record, FitResult)`` of a result file, or :class:`ExperimentFileError` naming it."""
     from hw2.training import FitResult
 
     path = Path(path)
@@ -820,13 +834,7 @@ def load_experiment(path: str | os.PathLike):
         fit_res = FitResult.from_dict(record["results"])
     except (TypeError, ValueError, KeyError) as e:
         raise ExperimentFileError(f"result file {path} has malformed 'results': {e}") from None
-    return record["config"], fit_res
-
-
-def load_record(path: str | os.PathLike) -> dict:
-    """The whole JSON record of a result file (timing, device, versions, ...)."""
-    load_experiment(path)  # validates, names the file on error
-    return json.loads(Path(path).read_text())
+    return record, fit_res
 
 
 def experiment_status(name: str, results_dir: str | os.PathLike | None = None, *,

@@ -6,7 +6,7 @@ from collections.abc import Mapping
 
 import numpy as np
 
-__all__ = ["plot_fit"]
+__all__ = ["plot_fit", "plot_exp_results"]
 
 _CURVES = ("train_loss", "train_acc", "test_loss", "test_acc")
 
@@ -118,5 +118,3 @@ def plot_exp_results(pattern: str, results_dir=None, log_loss: bool = False, fig
         fig, axes = plot_fit(fit_res, fig=fig, log_loss=log_loss, legend=_run_label(config))
     return fig, axes
 
-
-__all__.append("plot_exp_results")
