@@ -342,21 +342,23 @@ def residual_blocks(model):
     return [m for m in model.feature_extractor if isinstance(m, ResidualBlock)]
 
 
-def resnet_grid():
-    """Experiment 1.4: K=[32] with L=8,16,32; K=[64,128,256] with L=2,4,8.
+def grid_runs(name):
+    """The runs of an experiment of hw2.experiments.EXPERIMENTS, as pytest params
+    (ids like ``L8_K32``); pool_every is the runner's (auto_pool_every)."""
+    from hw2.experiments import EXPERIMENTS
 
-    P as the runner picks it (hw2.experiments.auto_pool_every): the smallest
-    divisor of N = len(K)·L that leaves at most 5 poolings on 32×32 inputs.
-    """
-    for L, P in [(8, 2), (16, 4), (32, 8)]:
-        yield [32] * L, P
-    for L, P in [(2, 2), (4, 3), (8, 6)]:
-        yield [k for k in (64, 128, 256) for _ in range(L)], P
+    return [pytest.param(cfg, id=f"L{cfg.layers_per_block}_K{'-'.join(map(str, cfg.filters_per_layer))}")
+            for cfg in EXPERIMENTS[name].runs()]
 
 
-@pytest.mark.parametrize("channels, pool_every", list(resnet_grid()))
-def test_resnet_exp1_4_grid_forward(channels, pool_every):
-    model = ResNetClassifier((3, 32, 32), 10, channels, pool_every, [100], batchnorm=True, dropout=0.1)
+@pytest.mark.parametrize("cfg", grid_runs("exp1_4"))
+def test_resnet_exp1_4_grid_forward(cfg):
+    """Experiment 1.4 (K=[32] with L=8,16,32; K=[64,128,256] with L=2,4,8), as the runner builds it."""
+    from hw2.experiments import build_model
+
+    channels, pool_every = cfg.channels, cfg.resolved_pool_every
+    model = build_model(cfg)
+    assert isinstance(model, ResNetClassifier)
     blocks = residual_blocks(model)
     assert len(blocks) == math.ceil(len(channels) / pool_every)
     n_pools = sum(isinstance(m, nn.MaxPool2d) for m in model.feature_extractor)
@@ -410,10 +412,14 @@ def test_resnet_rejects_conv_params():
 # YourCodeNet
 # --------------------------------------------------------------------------
 
-@pytest.mark.parametrize("L", [3, 6, 9, 12])
-def test_your_code_net_exp2_grid_forward(L):
-    channels = [k for k in (32, 64, 128) for _ in range(L)]
-    model = YourCodeNet((3, 32, 32), 10, channels, L, [100])
+@pytest.mark.parametrize("cfg", grid_runs("exp2"))
+def test_your_code_net_exp2_grid_forward(cfg):
+    """Experiment 2 (K=[32, 64, 128] with L=3,6,9,12), as the runner builds it."""
+    from hw2.experiments import build_model
+
+    channels = cfg.channels
+    model = build_model(cfg)
+    assert isinstance(model, YourCodeNet)
     n_convs = sum(isinstance(m, nn.Conv2d) for m in model.feature_extractor.modules())
     assert n_convs == len(channels)
     assert feature_map_shape(model.feature_extractor, (3, 32, 32)) == (128, 4, 4)
