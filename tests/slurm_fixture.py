@@ -1,4 +1,4 @@
-"""pytest fixtures: a real one-node SLURM cluster and a tiny CIFAR-10-shaped image folder.
+"""pytest fixture: a real one-node SLURM cluster.
 
 ``slurm_cluster`` (session scope) starts munged, slurmctld and slurmd on this
 machine with ``tools/slurm/local_cluster.py`` -- every file under one short
@@ -7,9 +7,7 @@ idle, points ``SLURM_CONF`` at it for the session, and afterwards cancels the
 jobs, stops the daemons and removes the folder. Where the SLURM or munge
 programs are missing, tests using it are skipped and say what to install.
 
-Import the fixtures into a test module::
-
-    from slurm_fixture import slurm_cluster, tiny_cifar  # noqa: F401
+tests/conftest.py imports it, so every test module can ask for it.
 """
 from __future__ import annotations
 
@@ -56,27 +54,3 @@ def slurm_cluster():
             os.environ["SLURM_CONF"] = old
         keep = os.environ.get("HW2_KEEP_SLURM")  # debugging: keep logs and state
         cluster.stop(remove=not keep)
-
-
-@pytest.fixture(scope="session")
-def tiny_cifar(tmp_path_factory):
-    """An image folder shaped like CIFAR-10 (10 classes of 32x32 PNGs), 8 train / 4 test each,
-    and a cache folder: ``{"HW2_CIFAR10": ..., "HW2_CACHE_DIR": ...}`` for a run's environment."""
-    import numpy as np
-    from PIL import Image
-
-    from hw2.data import CIFAR10_CLASSES
-
-    root = tmp_path_factory.mktemp("tiny_cifar")
-    rng = np.random.default_rng(0)
-    for split, per_class in (("train", 8), ("test", 4)):
-        for label, name in enumerate(CIFAR10_CLASSES):
-            folder = root / "images" / split / name
-            folder.mkdir(parents=True)
-            for i in range(per_class):
-                # A class-dependent mean colour, so the task is learnable at all.
-                pixels = rng.normal(25 * label, 40, size=(32, 32, 3)).clip(0, 255).astype(np.uint8)
-                Image.fromarray(pixels).save(folder / f"{i:03d}.png")
-    cache = root / "cache"
-    cache.mkdir()
-    return {"HW2_CIFAR10": str(root / "images"), "HW2_CACHE_DIR": str(cache)}

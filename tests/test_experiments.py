@@ -1,8 +1,9 @@
 """hw2.experiments: the runner, its result files, sweeps that survive a kill, the CLI.
 
 Everything runs on the CPU on a tiny synthetic image folder (10 classes of
-random 32×32 PNGs) that ``HW2_CIFAR10`` points at, with the decoded-data
-cache in a temporary folder: no real CIFAR-10 is needed.
+32×32 PNGs: the ``tiny_cifar`` fixture of conftest.py) that ``HW2_CIFAR10``
+points at, with the decoded-data cache in a temporary folder: no real
+CIFAR-10 is needed.
 """
 from __future__ import annotations
 
@@ -14,10 +15,10 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np
 import pytest
 
 import hw2
+from helpers import check_result_file
 from hw2 import experiments as ex
 
 pytestmark = pytest.mark.filterwarnings("ignore::UserWarning")
@@ -29,24 +30,7 @@ torch.set_num_threads(1)
 ONE_THREAD = {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
 
 N_TRAIN, N_TEST = 4, 2  # images per class
-
-
-@pytest.fixture(scope="session")
-def tiny_cifar(tmp_path_factory) -> dict[str, str]:
-    """Environment variables pointing hw2.data at a tiny synthetic image folder."""
-    from PIL import Image
-
-    root = tmp_path_factory.mktemp("tiny_cifar")
-    rng = np.random.default_rng(0)
-    for split, n in (("train", N_TRAIN), ("test", N_TEST)):
-        for c in range(10):
-            folder = root / "data" / split / f"class{c}"
-            folder.mkdir(parents=True)
-            for i in range(n):
-                pixels = rng.integers(0, 256, (32, 32, 3), dtype=np.uint8)
-                pixels[..., c % 3] //= 2  # a faint class signal
-                Image.fromarray(pixels).save(folder / f"{i}.png")
-    return {"HW2_CIFAR10": str(root / "data"), "HW2_CACHE_DIR": str(root / "cache")}
+TINY_CIFAR_PER_CLASS = (N_TRAIN, N_TEST)  # for the tiny_cifar fixture (conftest.py)
 
 
 @pytest.fixture
@@ -290,13 +274,7 @@ def test_lr_schedule_warms_up_then_decays():
 def _check_sweep_folder(out: Path, epochs: int) -> list[dict]:
     """Exactly the three result files, each complete; no temp files or checkpoints left."""
     assert {p.name for p in out.iterdir()} == TINY_FILES
-    records = []
-    for name in sorted(TINY_FILES):
-        _, fit = ex.load_experiment(out / name)
-        assert fit.num_epochs == epochs
-        assert all(len(getattr(fit, k)) == epochs for k in ("train_loss", "train_acc", "test_loss", "test_acc"))
-        records.append(ex.load_record(out / name))
-    return records
+    return [check_result_file(out / name, epochs) for name in sorted(TINY_FILES)]
 
 
 def test_sweep_killed_mid_run_resumes_and_completes(tiny_cifar, tmp_path, capsys):

@@ -1,9 +1,9 @@
 """The sweep's SLURM executor against a real SLURM cluster started on this machine.
 
-``slurm_cluster`` (tests/slurm_fixture.py) runs munged, slurmctld and slurmd
-for the session. Every test drives the command line a user types,
-``python -m hw2.experiments sweep ... --executor slurm``, on a tiny
-CIFAR-10-shaped image folder, with a grid file of small CPU runs, and checks
+``slurm_cluster`` (tests/slurm_fixture.py, via conftest.py) runs munged,
+slurmctld and slurmd for the session. Every test drives the command line a
+user types, ``python -m hw2.experiments sweep ... --executor slurm``, on a
+tiny CIFAR-10-shaped image folder (the ``tiny_cifar`` fixture of conftest.py), with a grid file of small CPU runs, and checks
 the result files that come back, what the jobs logged, and the exit code.
 
 Skipped, saying what to install, where the SLURM programs are missing.
@@ -22,12 +22,13 @@ from pathlib import Path
 
 import pytest
 
-from slurm_fixture import slurm_cluster, tiny_cifar  # noqa: F401
-
+from helpers import check_result_file
 from hw2 import cluster, experiments
 
 ROOT = Path(__file__).resolve().parents[1]
 CLI = [sys.executable, "-m", "hw2.experiments"]
+
+TINY_CIFAR_PER_CLASS = (8, 4)  # images per class of the tiny_cifar fixture (conftest.py)
 
 # Small CPU runs: a 1-conv net on 80 training images, batches of 8.
 RUN = dict(bs_train=8, bs_test=20, batches=2, epochs=1, early_stopping=None, hidden_dims=[16],
@@ -59,7 +60,7 @@ def sweep_command(names, grid: Path, out: Path, config: Path) -> list[str]:
             "-o", str(out), "--executor", "slurm", "--slurm-config", str(config)]
 
 
-def job_env(tiny_cifar, extra: dict | None = None) -> dict:  # noqa: F811
+def job_env(tiny_cifar, extra: dict | None = None) -> dict:
     env = {**os.environ, **tiny_cifar, **(extra or {})}
     env.pop("HW2_RESULTS_DIR", None)
     return env
@@ -75,15 +76,9 @@ def run_cli(cmd, env, timeout=150) -> subprocess.CompletedProcess:
 
 
 def check_result(path: Path, epochs: int) -> dict:
-    """The result file loads and is complete; returns the whole record."""
-    config, fit = experiments.load_experiment(path)
-    record = json.loads(path.read_text())
-    assert fit.num_epochs == epochs
-    for key in ("train_loss", "train_acc", "test_loss", "test_acc"):
-        assert len(getattr(fit, key)) == epochs, key
-    assert config["run_name"] and config["out_dir"] == str(path.parent)
-    for key in ("timing", "device", "versions", "model", "data"):
-        assert key in record, key
+    """The result file loads and is complete (a CPU run on all 80 training images);
+    returns the whole record."""
+    record = check_result_file(path, epochs)
     assert record["device"]["type"] == "cpu"
     assert record["data"]["train_images"] == 80
     return record
@@ -109,7 +104,7 @@ SLOW_EPOCHS = textwrap.dedent("""
 """)
 
 
-def slow_env(tmp_path: Path, tiny_cifar, delay: float = 1.0) -> dict:  # noqa: F811
+def slow_env(tmp_path: Path, tiny_cifar, delay: float = 1.0) -> dict:
     site = tmp_path / "site"
     site.mkdir()
     (site / "sitecustomize.py").write_text(SLOW_EPOCHS)
@@ -156,7 +151,7 @@ def job_log(log_dir: Path, job_id: str, stream: str = "out") -> str:
 # On the cluster
 # ---------------------------------------------------------------------------
 
-def test_smoke_sweep_on_slurm(slurm_cluster, tiny_cifar, tmp_path):  # noqa: F811
+def test_smoke_sweep_on_slurm(slurm_cluster, tiny_cifar, tmp_path):
     """Three one-epoch runs go out as one job array; three complete result files come back;
     a second invocation finds them and submits nothing."""
     grid = grid_file(tmp_path, {"smoke": {"model_type": "cnn", "hparams": RUN,
@@ -186,7 +181,7 @@ def test_smoke_sweep_on_slurm(slurm_cluster, tiny_cifar, tmp_path):  # noqa: F81
     assert "submitted" not in again.output
 
 
-def test_cancelled_run_resumes_from_its_checkpoint(slurm_cluster, tiny_cifar, tmp_path):  # noqa: F811
+def test_cancelled_run_resumes_from_its_checkpoint(slurm_cluster, tiny_cifar, tmp_path):
     """scancel one job after its first epoch: the sweep reports the run with its log and
     exits 1; submitted again, the run continues from its checkpoint and completes."""
     epochs = 8
@@ -251,7 +246,7 @@ def test_cancelled_run_resumes_from_its_checkpoint(slurm_cluster, tiny_cifar, tm
     assert not checkpoint.exists()  # removed once the result was written
 
 
-def test_preempted_job_requeues_itself_and_resumes(slurm_cluster, tiny_cifar, tmp_path):  # noqa: F811
+def test_preempted_job_requeues_itself_and_resumes(slurm_cluster, tiny_cifar, tmp_path):
     """SLURM's preemption/timeout warning (USR2) makes submitit call SweepTask.checkpoint and
     requeue the job; the requeued job resumes from the checkpoint; the sweep, still waiting,
     ends with the complete result and exit code 0."""
@@ -370,7 +365,7 @@ def test_finished_runs_are_not_submitted(tmp_path):
 
 
 @pytest.mark.filterwarnings("ignore::hw2.data.DataWarning")  # the tiny image folder is tiny
-def test_local_executor_runs_the_sweep_here(tiny_cifar, tmp_path, monkeypatch):  # noqa: F811
+def test_local_executor_runs_the_sweep_here(tiny_cifar, tmp_path, monkeypatch):
     """The same run_sweep with the local executor: results land in the same files."""
     for key, value in tiny_cifar.items():
         monkeypatch.setenv(key, value)
