@@ -69,7 +69,7 @@ def runner_rates(cfg, data, device, batches: int, repeats: int) -> list[float]:
     """images/s of TorchTrainer.train_epoch over GPUBatches, one value per segment."""
     ex.configure_backends(device)
     torch.manual_seed(0)
-    dl_train, _ = ex.build_batches(cfg, data, device, seed=0)
+    dl_train, _, _ = ex.build_batches(cfg, data, device, seed=0)
     trainer = ex.build_trainer(cfg, ex.build_model(cfg), device, steps_per_epoch=len(dl_train))
     batches = min(batches, len(dl_train))
     rates = []

@@ -102,6 +102,16 @@ def _check_positive_ints(name: str, values, allow_empty: bool) -> list[int]:
     return [int(v) for v in values]
 
 
+def _check_map_size(size) -> tuple[int, int] | None:
+    """None, or a positive int / pair of positive ints as ``(h, w)``."""
+    if size is None:
+        return None
+    pair = list(size) if isinstance(size, (tuple, list)) else [size, size]
+    if len(pair) != 2 or not all(_is_positive_int(v) for v in pair):
+        raise ValueError(f"head_map_size must be a positive int or (h, w), got {size!r}")
+    return int(pair[0]), int(pair[1])
+
+
 def _pair(value) -> tuple[int, int]:
     return tuple(value) if isinstance(value, (tuple, list)) else (value, value)
 
@@ -255,11 +265,20 @@ class ConvClassifier(nn.Module):
     :param activation_params: keyword arguments of the activation (e.g. ``negative_slope``).
     :param pooling_type: 'max' or 'avg'.
     :param pooling_params: pooling keyword arguments; default a 2×2 window (stride = window).
+    :param head_map_size: ``(h, w)`` (or one int for both) that the last feature
+        map is average-pooled to (``nn.AdaptiveAvgPool2d``) before it is
+        flattened, as torchvision's VGG does with 7×7. Networks whose maps end
+        at different sizes then feed the same features into the same head.
+        None (the default, the original assignment's layout) flattens the map
+        as it is.
+
+    ``feature_shape`` is the ``(C, H, W)`` that enters the classifier head.
     """
 
     def __init__(self, in_size, out_classes: int, channels: Sequence[int], pool_every: int,
                  hidden_dims: Sequence[int], conv_params: dict = {}, activation_type: str = "relu",
-                 activation_params: dict = {}, pooling_type: str = "max", pooling_params: dict = {}):
+                 activation_params: dict = {}, pooling_type: str = "max", pooling_params: dict = {},
+                 head_map_size: int | Sequence[int] | None = None):
         super().__init__()
         self.in_size = _check_in_size(in_size)
         if not _is_positive_int(out_classes):
@@ -278,8 +297,12 @@ class ConvClassifier(nn.Module):
         _check_pooling_type(pooling_type)
         self.pooling_type = pooling_type
         self.pooling_params = {**DEFAULT_POOLING_PARAMS, **pooling_params}
+        self.head_map_size = _check_map_size(head_map_size)
 
         self.feature_extractor = self._make_feature_extractor()
+        self.feature_shape = self._feature_shape()
+        if self.head_map_size is not None:
+            self.head_pool = nn.AdaptiveAvgPool2d(self.head_map_size)
         self.classifier = self._make_classifier()
 
     def _make_activation(self) -> nn.Module:
@@ -300,13 +323,23 @@ class ConvClassifier(nn.Module):
             in_channels = out_channels
         return nn.Sequential(*layers)
 
-    def _n_features(self) -> int:
-        """Number of features entering the classifier: ``C·H·W`` of the last feature map.
+    def _feature_shape(self) -> tuple[int, int, int]:
+        """``(C, H, W)`` entering the classifier: the last map, average-pooled to ``head_map_size``.
 
         Computed layer by layer with the output-size formula (no dummy forward
         pass); raises ``ValueError`` naming the layer where the map vanishes.
         """
         c, h, w = feature_map_shape(self.feature_extractor, self.in_size)
+        if self.head_map_size is None:
+            return c, h, w
+        if self.head_map_size[0] > h or self.head_map_size[1] > w:
+            raise ValueError(f"head_map_size {self.head_map_size} is larger than the last "
+                             f"feature map ({h}×{w}): average pooling cannot enlarge it")
+        return (c, *self.head_map_size)
+
+    def _n_features(self) -> int:
+        """Number of features entering the classifier: ``C·H·W`` of :attr:`feature_shape`."""
+        c, h, w = self.feature_shape
         return c * h * w
 
     def _make_classifier(self) -> nn.Sequential:
@@ -322,6 +355,8 @@ class ConvClassifier(nn.Module):
     def forward(self, x: Tensor) -> Tensor:
         """``x``: ``(B, C, H, W)`` → class scores ``(B, out_classes)``."""
         features = self.feature_extractor(x)                # (B, C', H', W')
+        if self.head_map_size is not None:
+            features = self.head_pool(features)             # (B, C', h, w)
         return self.classifier(features.flatten(start_dim=1))  # (B, out_classes)
 
 
@@ -330,7 +365,7 @@ class ConvClassifier(nn.Module):
 # --------------------------------------------------------------------------
 
 class ResidualBlock(nn.Module):
-    """``out = act(main_path(x) + shortcut_path(x))`` (He et al. 2016).
+    """``out = ReLU(main_path(x) + shortcut_path(x))`` (He et al. 2016).
 
     The main path is a chain of convolutions with 'same' padding (so odd
     kernel sizes only), and ``Dropout2d → BatchNorm2d → activation`` between
@@ -346,11 +381,17 @@ class ResidualBlock(nn.Module):
     :param kernel_sizes: odd kernel size of each main-path convolution.
     :param batchnorm: insert ``BatchNorm2d`` between convolutions.
     :param dropout: ``Dropout2d`` probability between convolutions (0 = none).
+    :param activation_type: activation between the main path's convolutions,
+        one of :data:`ACTIVATIONS`; ``activation_params`` are its keywords.
+    :param output_activation: the activation after the sum. ``'relu'`` (the
+        default) is the original course's block, whatever ``activation_type``
+        is; ``'main'`` applies ``activation_type`` there too, with
+        ``activation_params``.
     """
 
     def __init__(self, in_channels: int, channels: Sequence[int], kernel_sizes: Sequence[int],
                  batchnorm: bool = False, dropout: float = 0.0, activation_type: str = "relu",
-                 activation_params: dict = {}):
+                 activation_params: dict = {}, output_activation: str = "relu"):
         super().__init__()
         if not _is_positive_int(in_channels):
             raise ValueError(f"in_channels must be a positive int, got {in_channels!r}")
@@ -368,6 +409,10 @@ class ResidualBlock(nn.Module):
             )
         if not 0.0 <= dropout < 1.0:
             raise ValueError(f"dropout must be in [0, 1), got {dropout!r}")
+        _activation(activation_type, activation_params)  # a bad name fails even with one conv
+        if output_activation not in ("relu", "main"):
+            raise ValueError(f"output_activation must be 'relu' (the course's block) or 'main' "
+                             f"(activation_type after the sum too), got {output_activation!r}")
         self.in_channels = in_channels
         self.out_channels = channels[-1]
 
@@ -388,7 +433,11 @@ class ResidualBlock(nn.Module):
             self.shortcut_path = nn.Sequential()  # identity
         else:
             self.shortcut_path = nn.Sequential(nn.Conv2d(in_channels, channels[-1], kernel_size=1, bias=False))
-        self.activation = _activation(activation_type, activation_params)
+        self.output_activation = output_activation
+        if output_activation == "main":
+            self.activation = _activation(activation_type, activation_params)
+        else:
+            self.activation = nn.ReLU()
 
     def output_hw(self, h: int, w: int) -> tuple[int, int]:
         """'Same' padding with stride 1: the block keeps the spatial size."""
@@ -462,7 +511,7 @@ class ResNetClassifier(ConvClassifier):
 
     def __init__(self, in_size, out_classes: int, channels: Sequence[int], pool_every: int,
                  hidden_dims: Sequence[int], batchnorm: bool = False, dropout: float = 0.0,
-                 bottleneck: bool = False, **kwargs):
+                 bottleneck: bool = False, output_activation: str = "relu", **kwargs):
         if kwargs.get("conv_params"):
             raise ValueError(
                 "ResNetClassifier uses 3×3 convolutions with 'same' padding; "
@@ -472,6 +521,7 @@ class ResNetClassifier(ConvClassifier):
         self.batchnorm = batchnorm
         self.dropout = dropout
         self.bottleneck = bottleneck
+        self.output_activation = output_activation
         super().__init__(in_size, out_classes, channels, pool_every, hidden_dims, **kwargs)
 
     def _is_bottleneck_group(self, in_channels: int, group: list[int]) -> bool:
@@ -484,7 +534,8 @@ class ResNetClassifier(ConvClassifier):
 
     def _make_block(self, in_channels: int, group: list[int]) -> ResidualBlock:
         common = dict(batchnorm=self.batchnorm, dropout=self.dropout,
-                      activation_type=self.activation_type, activation_params=self.activation_params)
+                      activation_type=self.activation_type, activation_params=self.activation_params,
+                      output_activation=self.output_activation)
         if self._is_bottleneck_group(in_channels, group):
             inner = group[1:-1]
             return ResidualBottleneckBlock(in_channels, inner, [3] * len(inner), **common)
@@ -659,10 +710,10 @@ class YourCodeNet(ConvClassifier):
             in_channels = stages[-1].out_channels
         return nn.Sequential(*stages)
 
-    def _n_features(self) -> int:
+    def _feature_shape(self) -> tuple[int, int, int]:
         # Check that no map vanishes; the global average pool then leaves C features.
         c, _, _ = feature_map_shape(self.feature_extractor, self.in_size)
-        return c
+        return c, 1, 1
 
     def _make_classifier(self) -> nn.Sequential:
         """Global average pool → flatten, then ``(Dropout→FC→act)×M → Dropout→FC``."""

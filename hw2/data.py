@@ -47,7 +47,7 @@ from hw2._io import atomic_write, repo_root
 __all__ = [
     "CIFAR10", "CIFAR10_CLASSES", "CIFAR10_MEAN", "CIFAR10_STD",
     "DataError", "DataUnavailableError", "CorruptDataError", "DataWarning",
-    "load_cifar10", "cache_dir", "class_balanced_indices", "CIFAR10Dataset",
+    "load_cifar10", "cache_dir", "class_balanced_indices", "train_val_indices", "CIFAR10Dataset",
     "cifar10_datasets", "augment_batch", "GPUBatches",
 ]
 
@@ -521,6 +521,30 @@ def class_balanced_indices(labels: torch.Tensor, size: int | None, seed: int = 0
     return picked[torch.randperm(len(picked), generator=generator)]
 
 
+def train_val_indices(labels: torch.Tensor, train_size: int | None, val_size: int | None,
+                      seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(train_idx, val_idx)``: a class-balanced validation split and a training subset.
+
+    1. ``val_size`` images, class-balanced (:func:`class_balanced_indices`),
+       are held out for validation (none when ``val_size`` is None or 0).
+    2. The training subset of ``train_size`` images (None: all the rest) is
+       drawn, class-balanced, from the images that are *not* held out.
+
+    The two never overlap, and the same seed gives the same split.
+    """
+    if not val_size:
+        return class_balanced_indices(labels, train_size, seed), torch.empty(0, dtype=torch.int64)
+    val_idx = class_balanced_indices(labels, val_size, seed)
+    held_out = torch.zeros(len(labels), dtype=torch.bool)
+    held_out[val_idx] = True
+    rest = torch.nonzero(~held_out).flatten()
+    try:
+        train_idx = rest[class_balanced_indices(labels[rest], train_size, seed + 1)]
+    except ValueError as e:
+        raise ValueError(f"after holding out {val_size} validation images: {e}") from None
+    return train_idx, val_idx
+
+
 class CIFAR10Dataset(torch.utils.data.Dataset):
     """Images as normalised float32 tensors, converted one at a time from uint8.
 
@@ -570,21 +594,28 @@ class CIFAR10Dataset(torch.utils.data.Dataset):
 
 def cifar10_datasets(train_size: int | None = None, test_size: int | None = None, seed: int = 0,
                      augment: bool = False, flatten: bool = False, *,
-                     source: str | os.PathLike | CIFAR10 | None = None):
-    """(ds_train, ds_test): CIFAR-10 as torch Datasets of (normalised float32 image, int label).
+                     source: str | os.PathLike | CIFAR10 | None = None,
+                     val_size: int | None = None):
+    """(ds_train, ds_test), or (ds_train, ds_val, ds_test) with ``val_size``.
 
+    CIFAR-10 as torch Datasets of (normalised float32 image, int label).
     train_size / test_size: class-balanced random subsets chosen with ``seed``
-    (None = the whole split). augment applies to the training set only.
-    flatten=True gives images as (3072,) vectors for MLPs. source: a path
-    (see :func:`load_cifar10`) or an already loaded :class:`CIFAR10`.
+    (None = the whole split). val_size: that many training images, class-
+    balanced, held out as a validation set; the training subset is drawn from
+    the others (:func:`train_val_indices`). augment applies to the training
+    set only. flatten=True gives images as (3072,) vectors for MLPs. source: a
+    path (see :func:`load_cifar10`) or an already loaded :class:`CIFAR10`.
     """
     data = source if isinstance(source, CIFAR10) else load_cifar10(source)
-    train_idx = class_balanced_indices(data.train_y, train_size, seed)
+    train_idx, val_idx = train_val_indices(data.train_y, train_size, val_size, seed)
     test_idx = class_balanced_indices(data.test_y, test_size, seed)
     kw = dict(flatten=flatten, classes=data.classes)
     ds_train = CIFAR10Dataset(data.train_x[train_idx], data.train_y[train_idx], augment=augment, **kw)
     ds_test = CIFAR10Dataset(data.test_x[test_idx], data.test_y[test_idx], **kw)
-    return ds_train, ds_test
+    if not val_size:
+        return ds_train, ds_test
+    ds_val = CIFAR10Dataset(data.train_x[val_idx], data.train_y[val_idx], **kw)
+    return ds_train, ds_val, ds_test
 
 
 # ---------------------------------------------------------------------------

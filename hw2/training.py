@@ -36,7 +36,7 @@ from hw2._io import atomic_write
 __all__ = ["BatchResult", "EpochResult", "FitResult", "Trainer", "LayerTrainer", "TorchTrainer"]
 
 #: Version of the checkpoint layout written by :meth:`Trainer.fit`.
-CHECKPOINT_FORMAT = 1
+CHECKPOINT_FORMAT = 2
 
 
 class BatchResult(NamedTuple):
@@ -57,28 +57,57 @@ class EpochResult(NamedTuple):
 
 
 class FitResult(NamedTuple):
-    """A whole training run: one entry per epoch (mean batch loss, accuracy in percent)."""
+    """A whole training run: one entry per epoch (mean batch loss, accuracy in percent).
+
+    ``val_loss`` / ``val_acc`` are filled only when :meth:`Trainer.fit` was
+    given a validation loader (empty otherwise, as in the original assignment).
+    """
 
     num_epochs: int
     train_loss: list[float]
     train_acc: list[float]
     test_loss: list[float]
     test_acc: list[float]
+    val_loss: list[float] = []
+    val_acc: list[float] = []
+
+    @property
+    def has_validation(self) -> bool:
+        return bool(self.val_loss)
+
+    @property
+    def best_epoch(self) -> int:
+        """The epoch (1-based) of the lowest validation loss, else of the lowest test loss.
+
+        The same rule early stopping follows, so it is the epoch a run would
+        keep; 0 for a run with no epochs.
+        """
+        losses = self.val_loss if self.val_loss else self.test_loss
+        if not losses:
+            return 0
+        return min(range(len(losses)), key=lambda i: losses[i]) + 1
 
     def to_dict(self) -> dict[str, Any]:
-        """Plain ``int``/``list[float]`` values, ready for ``json.dump``."""
+        """Plain ``int``/``list[float]`` values, ready for ``json.dump``.
+
+        The validation lists appear only when the run had a validation split.
+        """
+        fields = self._fields[1:] if self.has_validation else self._fields[1:5]
         return {"num_epochs": int(self.num_epochs),
-                **{k: [float(v) for v in getattr(self, k)] for k in self._fields[1:]}}
+                **{k: [float(v) for v in getattr(self, k)] for k in fields}}
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "FitResult":
         """The inverse of :meth:`to_dict` (e.g. on the output of ``json.load``)."""
         if not isinstance(d, dict):
             raise TypeError(f"FitResult.from_dict needs a dict, got {type(d).__name__}")
-        missing = [k for k in cls._fields if k not in d]
+        required = cls._fields[:5]
+        missing = [k for k in required if k not in d]
         if missing:
             raise ValueError(f"FitResult.from_dict: missing keys {missing}")
-        lists = {k: [float(v) for v in d[k]] for k in cls._fields[1:]}
+        present = [k for k in cls._fields[1:] if k in d]
+        # JSON has no NaN: a diverged run's non-finite losses are stored as null.
+        lists = {k: [math.nan if v is None else float(v) for v in d[k]] for k in present}
         lengths = {len(v) for v in lists.values()}
         if len(lengths) != 1:
             raise ValueError(f"FitResult.from_dict: per-epoch lists differ in length "
@@ -177,16 +206,21 @@ class Trainer(abc.ABC):
     def fit(self, dl_train: Iterable, dl_test: Iterable, num_epochs: int,
             checkpoints: str | os.PathLike | None = None, early_stopping: int | None = None,
             print_every: int = 1, max_batches: int | None = None,
-            verbose: bool | None = None) -> FitResult:
-        """Train for ``num_epochs`` epochs, testing after each one.
+            verbose: bool | None = None, dl_val: Iterable | None = None) -> FitResult:
+        """Train for ``num_epochs`` epochs, validating and testing after each one.
 
         :param dl_train, dl_test: iterables of ``(X, y)`` batches with ``len()``.
+        :param dl_val: a validation loader (held-out training images). When
+            given, early stopping watches its loss, and the test set is only
+            scored; without it early stopping watches the test loss, as the
+            original assignment does.
         :param num_epochs: total number of epochs, counting those of a resumed run.
         :param checkpoints: path prefix: after every epoch everything needed to
             resume is written (atomically) to ``f"{checkpoints}.pt"``; if that
             file exists when fit starts, training resumes from it.
         :param early_stopping: stop after this many consecutive epochs without a
-            new lowest test loss (None: never stop early).
+            new lowest validation loss (test loss without ``dl_val``); None:
+            never stop early.
         :param print_every: when verbose, report every this many epochs (and the last).
         :param max_batches: use at most this many batches per epoch of each loader.
         :param verbose: progress bars and epoch reports; None shows them only
@@ -202,14 +236,21 @@ class Trainer(abc.ABC):
         verbose = _resolve_verbose(verbose)
         checkpoint_file = None if checkpoints is None else Path(f"{os.fspath(checkpoints)}.pt")
 
-        history = {k: [] for k in FitResult._fields[1:]}
-        epochs_done, best_test_loss, epochs_without_improvement = 0, math.inf, 0
+        splits = ("train", "val", "test") if dl_val is not None else ("train", "test")
+        monitored = "val" if dl_val is not None else "test"  # early stopping watches this loss
+        history = {f"{split}_{m}": [] for split in splits for m in ("loss", "acc")}
+        epochs_done, best_loss, epochs_without_improvement = 0, math.inf, 0
         self.epoch_seconds = []
         if checkpoint_file is not None and checkpoint_file.is_file():
-            saved = self.load_checkpoint(checkpoint_file, dl_train, dl_test)
+            saved = self.load_checkpoint(checkpoint_file, dl_train, dl_test, dl_val)
             epochs_done = saved["epoch"]
-            history = {k: list(saved["results"][k]) for k in history}
-            best_test_loss = saved["best_test_loss"]
+            try:
+                history = {k: list(saved["results"][k]) for k in history}
+            except KeyError as e:
+                raise RuntimeError(f"checkpoint {checkpoint_file} has no {e.args[0]} history: "
+                                   f"it was written by a fit {'without' if dl_val else 'with'} "
+                                   f"a validation loader") from None
+            best_loss = saved["best_loss"]
             epochs_without_improvement = saved["epochs_without_improvement"]
             if verbose:
                 print(f"*** Resuming from {checkpoint_file} after epoch {epochs_done}")
@@ -220,33 +261,33 @@ class Trainer(abc.ABC):
             epoch = epochs_done + 1
             report = verbose and (epoch % print_every == 0 or epoch == num_epochs)
             start = time.perf_counter()
-            train = self.train_epoch(dl_train, max_batches=max_batches, verbose=report)
-            test = self.test_epoch(dl_test, max_batches=max_batches, verbose=report)
+            results = {"train": self.train_epoch(dl_train, max_batches=max_batches, verbose=report)}
+            if dl_val is not None:
+                results["val"] = self.test_epoch(dl_val, max_batches=max_batches, verbose=report)
+            results["test"] = self.test_epoch(dl_test, max_batches=max_batches, verbose=report)
             self.epoch_seconds.append(time.perf_counter() - start)
 
-            for split, res in (("train", train), ("test", test)):
+            for split, res in results.items():
                 history[f"{split}_loss"].append(sum(res.losses) / len(res.losses))
                 history[f"{split}_acc"].append(res.accuracy)
-            # 1. Early stopping bookkeeping: a new lowest test loss resets the count.
-            if history["test_loss"][-1] < best_test_loss:
-                best_test_loss, epochs_without_improvement = history["test_loss"][-1], 0
+            # 1. Early stopping bookkeeping: a new lowest monitored loss resets the count.
+            if history[f"{monitored}_loss"][-1] < best_loss:
+                best_loss, epochs_without_improvement = history[f"{monitored}_loss"][-1], 0
             else:
                 epochs_without_improvement += 1
             epochs_done = epoch
             # 2. Checkpoint: everything the next epoch depends on.
             if checkpoint_file is not None:
-                self.save_checkpoint(checkpoint_file, dl_train, dl_test, epoch=epochs_done,
-                                     results=FitResult(epochs_done, **history)._asdict(),
-                                     best_test_loss=best_test_loss,
+                self.save_checkpoint(checkpoint_file, dl_train, dl_test, dl_val, epoch=epochs_done,
+                                     results=history, best_loss=best_loss,
                                      epochs_without_improvement=epochs_without_improvement)
             if report:
-                print(f"--- epoch {epoch}/{num_epochs}: "
-                      f"train loss {history['train_loss'][-1]:.3f} acc {train.accuracy:.1f}% | "
-                      f"test loss {history['test_loss'][-1]:.3f} acc {test.accuracy:.1f}% | "
-                      f"{self.epoch_seconds[-1]:.1f} s")
+                print(f"--- epoch {epoch}/{num_epochs}: " + " | ".join(
+                    f"{split} loss {history[f'{split}_loss'][-1]:.3f} acc {res.accuracy:.1f}%"
+                    for split, res in results.items()) + f" | {self.epoch_seconds[-1]:.1f} s")
 
         if verbose and epochs_done < num_epochs:
-            print(f"*** Early stopping after epoch {epochs_done}: no new lowest test loss "
+            print(f"*** Early stopping after epoch {epochs_done}: no new lowest {monitored} loss "
                   f"for {epochs_without_improvement} epochs")
         return FitResult(epochs_done, **history)
 
@@ -310,7 +351,7 @@ class Trainer(abc.ABC):
     def load_extra_state_dict(self, state: dict[str, Any]) -> None:
         pass
 
-    def save_checkpoint(self, path: Path, dl_train, dl_test, **progress) -> None:
+    def save_checkpoint(self, path: Path, dl_train, dl_test, dl_val=None, **progress) -> None:
         """Write model, optimizer, RNG and loader states and ``progress`` to ``path``."""
         state = {
             "format": CHECKPOINT_FORMAT,
@@ -319,12 +360,14 @@ class Trainer(abc.ABC):
             "optimizer": self.optimizer.state_dict(),
             "extra": self.extra_state_dict(),
             "rng": _rng_state(),
-            "loaders": {"train": _loader_state(dl_train), "test": _loader_state(dl_test)},
+            "loaders": {"train": _loader_state(dl_train), "test": _loader_state(dl_test),
+                        "val": _loader_state(dl_val)},
             "epoch_seconds": list(self.epoch_seconds),
         }
         atomic_write(path, lambda f: torch.save(state, f))
 
-    def load_checkpoint(self, path: Path, dl_train=None, dl_test=None) -> dict[str, Any]:
+    def load_checkpoint(self, path: Path, dl_train=None, dl_test=None,
+                        dl_val=None) -> dict[str, Any]:
         """Restore everything :meth:`save_checkpoint` wrote; return the checkpoint.
 
         Tensors are loaded onto the CPU first and then copied into the model's
@@ -349,6 +392,8 @@ class Trainer(abc.ABC):
             _load_loader_state(dl_train, saved["loaders"]["train"])
         if dl_test is not None:
             _load_loader_state(dl_test, saved["loaders"]["test"])
+        if dl_val is not None:
+            _load_loader_state(dl_val, saved["loaders"].get("val"))
         _set_rng_state(saved["rng"])
         self.epoch_seconds = list(saved["epoch_seconds"])
         return saved

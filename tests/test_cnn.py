@@ -249,15 +249,23 @@ def test_residual_block_shortcut_identity_or_projection():
 @pytest.mark.parametrize("activation, act", [('relu', torch.relu),
                                              ('lrelu', lambda x: nn.functional.leaky_relu(x, 0.01)),
                                              ('tanh', torch.tanh)])
-def test_residual_block_with_zero_main_path_returns_act_x(activation, act):
-    block = ResidualBlock(5, [7, 3, 5], [3, 5, 3], activation_type=activation)
-    with torch.no_grad():
-        for conv in block.main_path:
-            if isinstance(conv, nn.Conv2d):
-                conv.weight.zero_()
-                conv.bias.zero_()
+def test_residual_block_with_zero_main_path_returns_relu_or_act_x(activation, act):
+    """The course's block ends in ReLU whatever activation_type is; 'main' applies it there too."""
     x = torch.randn(2, 5, 6, 6)
-    torch.testing.assert_close(block(x), act(x))
+    for output_activation, expected in (("relu", torch.relu(x)), ("main", act(x))):
+        block = ResidualBlock(5, [7, 3, 5], [3, 5, 3], activation_type=activation,
+                              output_activation=output_activation)
+        with torch.no_grad():
+            for conv in block.main_path:
+                if isinstance(conv, nn.Conv2d):
+                    conv.weight.zero_()
+                    conv.bias.zero_()
+        torch.testing.assert_close(block(x), expected)
+
+
+def test_residual_block_rejects_unknown_output_activation():
+    with pytest.raises(ValueError, match="output_activation must be 'relu'.*or 'main'.*'gelu'"):
+        ResidualBlock(5, [5], [3], output_activation="gelu")
 
 
 def test_residual_block_matches_hand_computation():

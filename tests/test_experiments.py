@@ -197,7 +197,8 @@ def test_plot_exp_results_overlays_runs_labelled_by_config(tiny_env):
     matplotlib.use("Agg")
     from hw2.plot import plot_exp_results
 
-    for jobs in ex.sweep_jobs(["tiny"], {"epochs": 1}, grid=write_grid(tiny_env.parent / "g.json", 1)):
+    for jobs in ex.sweep_jobs(["tiny"], {"epochs": 1}, grid=write_grid(tiny_env.parent / "g.json", 1),
+                              protocol=None):
         ex.run_job(jobs)
     fig, axes = plot_exp_results("tiny_*")  # default folder: results_dir() = $HW2_RESULTS_DIR
     assert len(axes) == 4
@@ -333,7 +334,7 @@ def test_sweep_with_worker_processes(tiny_env, tmp_path, monkeypatch):
     # (forked rather than spawned: no second import of torch).
     monkeypatch.setattr(ex, "_MP_START", "fork")
     jobs = ex.sweep_jobs(["tiny"], {"epochs": 2, "out_dir": str(tmp_path / "out")},
-                         grid=write_grid(tmp_path / "grid.json", 2))
+                         grid=write_grid(tmp_path / "grid.json", 2), protocol=None)
     lines = []
     assert ex.run_sweep(jobs, gpus=[0, 1], log=lines.append) == []
     _check_sweep_folder(tmp_path / "out", 2)
@@ -402,10 +403,120 @@ def test_interrupted_fit_resumes_exactly_with_schedule_and_augmentation(tiny_env
 
     def fit(epochs, prefix):
         torch.manual_seed(0)
-        dl_train, dl_test = ex.build_batches(cfg, data, cpu, seed=0)
+        dl_train, dl_val, dl_test = ex.build_batches(cfg, data, cpu, seed=0)
+        assert dl_val is None
         trainer = ex.build_trainer(cfg, ex.build_model(cfg), cpu, len(dl_train))
         return trainer.fit(dl_train, dl_test, epochs, checkpoints=str(tmp_path / prefix))
 
     uninterrupted = fit(3, "a")
     fit(2, "b")
     assert fit(3, "b") == uninterrupted
+
+
+# --------------------------------------------------------------------------
+# The study's design: the same head within an experiment and K, protocols,
+# a validation split
+# --------------------------------------------------------------------------
+
+def test_every_depth_of_one_experiment_and_k_has_the_same_head():
+    """Only the studied variable changes: the features entering the head and
+    the head itself are the same for every run of one experiment and K."""
+    from hw2.cnn import count_parameters
+
+    for name, exp in ex.EXPERIMENTS.items():
+        by_k: dict[tuple, set] = {}
+        for cfg in exp.runs():
+            model = ex.build_model(cfg)
+            head = (tuple(model.feature_shape), count_parameters(model.classifier),
+                    repr(model.classifier))
+            by_k.setdefault(tuple(cfg.filters_per_layer), set()).add(head)
+        for ks, heads in by_k.items():
+            assert len(heads) == 1, f"{name} K={list(ks)}: {len(heads)} different heads: {heads}"
+
+
+def test_head_map_size_pools_the_last_map_and_keeps_the_default_layout():
+    from hw2.cnn import ConvClassifier
+
+    plain = ConvClassifier((3, 32, 32), 10, [8, 8], 1, [16])
+    assert plain.feature_shape == (8, 8, 8) and not hasattr(plain, "head_pool")
+    pooled = ConvClassifier((3, 32, 32), 10, [8, 8], 1, [16], head_map_size=2)
+    assert pooled.feature_shape == (8, 2, 2)
+    assert pooled.classifier[0].in_features == 8 * 2 * 2
+    x = torch.randn(3, 3, 32, 32)
+    with torch.no_grad():
+        features = torch.nn.functional.adaptive_avg_pool2d(pooled.feature_extractor(x), 2)
+        torch.testing.assert_close(pooled(x), pooled.classifier(features.flatten(1)))
+    with pytest.raises(ValueError, match=r"head_map_size \(16, 16\) is larger than the last feature map \(8×8\)"):
+        ConvClassifier((3, 32, 32), 10, [8, 8], 1, [16], head_map_size=16)
+    with pytest.raises(ValueError, match="head_map_size must be a positive int or"):
+        ConvClassifier((3, 32, 32), 10, [8], 1, [16], head_map_size=(2, 0))
+
+
+def test_protocols_are_presets_recorded_in_every_run(tmp_path, monkeypatch):
+    monkeypatch.setenv("HW2_RESULTS_DIR", str(tmp_path))
+    gpu = {c.file_stem: c for c in ex.EXPERIMENTS["exp2"].runs(protocol="gpu")}
+    cpu = {c.file_stem: c for c in ex.EXPERIMENTS["exp2"].runs(protocol="cpu")}
+    assert gpu.keys() == cpu.keys()
+    for stem, g in gpu.items():
+        c = cpu[stem]
+        assert (g.protocol, c.protocol) == ("gpu", "cpu")
+        assert (g.bs_train, g.epochs, g.train_size, g.val_size, g.test_size) == (512, 15, None, 5000, None)
+        assert c.val_size > 0 and c.train_size + c.val_size <= 50_000 and c.epochs <= g.epochs
+        # Only the budget (and the lr, by the protocol's scale) differs; the recipe is shared.
+        assert c.lr == pytest.approx(g.lr * ex.PROTOCOLS["cpu"].lr_scale)
+        same = {k for k in ("optimizer", "reg", "lr_schedule", "warmup", "augment", "hidden_dims",
+                            "model_kw", "label_smoothing", "layers_per_block", "filters_per_layer")}
+        assert {k: getattr(g, k) for k in same} == {k: getattr(c, k) for k in same}
+        assert g.resolved_out_dir == tmp_path / "gpu" and c.resolved_out_dir == tmp_path / "cpu"
+    jobs = ex.sweep_jobs(["exp1_1"], protocol="cpu")
+    assert {Path(j["out_dir"]) for j in jobs} == {tmp_path / "cpu"}
+    with pytest.raises(ValueError, match="unknown protocol 'tpu'; choose one of gpu, cpu"):
+        ex.sweep_jobs(["exp1_1"], protocol="tpu")
+    with pytest.raises(ValueError, match="protocol='tpu': unknown protocol"):
+        ex.RunConfig(run_name="x", protocol="tpu")
+
+
+def test_train_and_validation_images_never_overlap_and_are_class_balanced():
+    from hw2.data import train_val_indices
+
+    labels = torch.arange(500) % 10
+    train, val = train_val_indices(labels, 300, 100, seed=5)
+    assert len(train) == 300 and len(val) == 100
+    assert not set(train.tolist()) & set(val.tolist())
+    assert torch.bincount(labels[val]).tolist() == [10] * 10
+    assert torch.bincount(labels[train]).tolist() == [30] * 10
+    again = train_val_indices(labels, 300, 100, seed=5)
+    assert torch.equal(again[0], train) and torch.equal(again[1], val)
+    rest, none = train_val_indices(labels, None, None, seed=5)
+    assert len(rest) == 500 and len(none) == 0
+    with pytest.raises(ValueError, match="after holding out 100 validation images: subset size 450"):
+        train_val_indices(labels, 450, 100, seed=5)
+
+
+def test_a_run_with_a_validation_split_records_it(tiny_env, tmp_path):
+    """val_size holds images out of training; early stopping and the best epoch use them."""
+    path = ex.run_experiment("v", out_dir=tmp_path, epochs=3, bs_train=8, val_size=10,
+                             early_stopping=0, filters_per_layer=[4], layers_per_block=2,
+                             hidden_dims=[8], device="cpu", head_map_size=2)
+    record = ex.load_record(path)
+    _, fit = ex.load_experiment(path)
+    assert record["data"]["val_images"] == 10 and record["data"]["train_images"] == 30
+    assert len(fit.val_loss) == len(fit.val_acc) == 3
+    assert record["best_epoch"] == 1 + min(range(3), key=fit.val_loss.__getitem__)
+    assert record["model"]["feature_shape"] == [4, 2, 2]
+    assert record["model"]["feature_parameters"] + record["model"]["head_parameters"] \
+        == record["model"]["parameters"]
+    assert record["diverged"] is False
+    assert set(record["provenance"]) >= {"source_sha256"}
+    assert "NaN" not in path.read_text()
+
+
+def test_a_diverged_run_is_written_as_strict_json(tiny_env, tmp_path):
+    path = ex.run_experiment("nan", out_dir=tmp_path, epochs=2, bs_train=8, early_stopping=0,
+                             optimizer="sgd", lr=1e12, filters_per_layer=[4], layers_per_block=1,
+                             hidden_dims=[8], device="cpu")
+    text = path.read_text()
+    record = json.loads(text, parse_constant=lambda c: pytest.fail(f"non-JSON constant {c}"))
+    assert record["diverged"] is True and None in record["results"]["train_loss"]
+    _, fit = ex.load_experiment(path)
+    assert any(v != v for v in fit.train_loss)  # null reads back as NaN

@@ -371,7 +371,7 @@ def test_local_executor_runs_the_sweep_here(tiny_cifar, tmp_path, monkeypatch):
         monkeypatch.setenv(key, value)
     grid = {"smoke": experiments.Experiment.from_dict(
         "smoke", {"model_type": "cnn", "hparams": RUN, "grid": [[[8], [1, 2]]]})}
-    specs = experiments.sweep_jobs(["smoke"], {"out_dir": str(tmp_path)}, grid=grid)
+    specs = experiments.sweep_jobs(["smoke"], {"out_dir": str(tmp_path)}, grid=grid, protocol=None)
     import io
     stream = io.StringIO()
     assert cluster.run_sweep(specs, "local", stream=stream, gpus=0) == 0

@@ -133,6 +133,44 @@ def test_early_stopping_stops_at_the_right_epoch(k, expected_epochs):
     assert res.train_acc == [100.0] * expected_epochs
 
 
+class ScriptLoader:
+    """One batch per pass, whose 'images' carry the loss the next epoch reports."""
+
+    def __init__(self, losses):
+        self.losses = iter(losses)
+
+    def __len__(self):
+        return 1
+
+    def __iter__(self):
+        yield torch.tensor([next(self.losses)], dtype=torch.float64), torch.zeros(1)
+
+
+class LossFromBatchTrainer(Trainer):
+    def __init__(self):
+        super().__init__(Stub(), None, Stub())
+
+    def train_batch(self, batch):
+        return BatchResult(torch.tensor(1.0), torch.tensor(1))
+
+    def test_batch(self, batch):
+        return BatchResult(float(batch[0][0]), 1)
+
+
+def test_with_a_validation_loader_early_stopping_watches_it_not_the_test_set():
+    val = [5.0, 4.0, 4.5, 4.6, 1.0]   # no new best at epochs 3 and 4: stops after epoch 4
+    test = [5.0, 6.0, 1.0, 0.5, 0.1]  # the test loss improving changes nothing
+    res = LossFromBatchTrainer().fit(ONE_BATCH, ScriptLoader(test), 5, early_stopping=2,
+                                     dl_val=ScriptLoader(val))
+    assert res.num_epochs == 4
+    assert res.val_loss == val[:4] and res.test_loss == test[:4]
+    assert res.best_epoch == 2  # the lowest validation loss, not the lowest test loss (4)
+    assert FitResult.from_dict(json.loads(json.dumps(res.to_dict()))) == res
+    without = LossFromBatchTrainer().fit(ONE_BATCH, ScriptLoader(test), 5, early_stopping=2)
+    assert without.num_epochs == 5 and without.val_loss == [] and "val_loss" not in without.to_dict()
+    assert without.best_epoch == 5
+
+
 def test_early_stopped_checkpoint_does_not_train_on(tmp_path):
     prefix = tmp_path / "run"
     first = ScriptedTrainer(SCRIPT).fit(ONE_BATCH, ONE_BATCH, 12, checkpoints=prefix, early_stopping=1)
