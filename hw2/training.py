@@ -33,7 +33,8 @@ from tqdm import tqdm
 
 from hw2._io import atomic_write
 
-__all__ = ["BatchResult", "EpochResult", "FitResult", "Trainer", "LayerTrainer", "TorchTrainer"]
+__all__ = ["BatchResult", "EpochResult", "FitResult", "Trainer", "LayerTrainer", "TorchTrainer",
+           "seeded_loaders", "mlp_trainer", "fit_mlp"]
 
 #: Version of the checkpoint layout written by :meth:`Trainer.fit`.
 CHECKPOINT_FORMAT = 2
@@ -532,3 +533,70 @@ class TorchTrainer(Trainer):
             if "lr_scheduler" not in state:
                 raise ValueError("the checkpoint has no lr_scheduler state, but this trainer has one")
             self.lr_scheduler.load_state_dict(state["lr_scheduler"])
+
+
+# ---------------------------------------------------------------------------
+# The Part 2 recipe: an MLP of hw2.layers, trained on seeded batches
+# ---------------------------------------------------------------------------
+
+def seeded_loaders(ds_train, *eval_sets, batch_size: int, seed: int = 0,
+                   eval_batch_size: int = 500) -> tuple:
+    """A shuffled training ``DataLoader`` and in-order loaders for evaluation sets.
+
+    Args:
+        ds_train: the training ``Dataset``.
+        *eval_sets: datasets only scored (validation, test), in that order.
+        batch_size: training images per step.
+        seed: seeds the training loader's own generator, so the sequence of
+            batches is the same on every run, whatever else draws random numbers.
+        eval_batch_size: images per evaluation batch.
+
+    Returns:
+        ``(dl_train, *dl_eval)``.
+    """
+    from torch.utils.data import DataLoader
+
+    _positive_int("batch_size", batch_size)
+    _positive_int("eval_batch_size", eval_batch_size)
+    dl_train = DataLoader(ds_train, batch_size=batch_size, shuffle=True,
+                          generator=torch.Generator().manual_seed(seed))
+    return (dl_train, *(DataLoader(ds, batch_size=eval_batch_size) for ds in eval_sets))
+
+
+def mlp_trainer(hidden: Sequence[int], optimizer_cls, optimizer_kw: dict, *, seed: int = 0,
+                in_features: int = 3072, num_classes: int = 10, **mlp_kw) -> "LayerTrainer":
+    """A :class:`LayerTrainer` for a fresh ``hw2.layers.MLP`` and its optimizer.
+
+    Args:
+        hidden: widths of the hidden layers.
+        optimizer_cls: an ``hw2.optimizers`` class, e.g. ``MomentumSGD``.
+        optimizer_kw: its keyword arguments (``learn_rate``, ``reg``, ...).
+        seed: seeds torch's global generator before the weights are drawn.
+        in_features, num_classes: the MLP's input and output sizes (CIFAR-10
+            images as vectors by default).
+        **mlp_kw: more ``MLP`` keywords (``dropout``, ``wstd``, ``activation``).
+    """
+    from hw2 import layers
+
+    torch.manual_seed(seed)
+    model = layers.MLP(in_features, num_classes, list(hidden), **mlp_kw)
+    optimizer = optimizer_cls(model.params(), **optimizer_kw)
+    return LayerTrainer(model, layers.CrossEntropyLoss(), optimizer)
+
+
+def fit_mlp(ds_train, ds_test, *, hidden: Sequence[int], optimizer_cls, optimizer_kw: dict,
+            epochs: int, batch_size: int, seed: int = 0, ds_val=None,
+            early_stopping: int | None = None, eval_batch_size: int = 500,
+            **mlp_kw) -> FitResult:
+    """Train a fresh MLP with :func:`mlp_trainer` on :func:`seeded_loaders`.
+
+    The recipe the Part 2 chapters share. With ``ds_val`` the validation set
+    is scored every epoch and early stopping watches it (see :meth:`Trainer.fit`).
+    """
+    trainer = mlp_trainer(hidden, optimizer_cls, optimizer_kw, seed=seed, **mlp_kw)
+    eval_sets = (ds_test,) if ds_val is None else (ds_val, ds_test)
+    dl_train, *dl_eval = seeded_loaders(ds_train, *eval_sets, batch_size=batch_size, seed=seed,
+                                        eval_batch_size=eval_batch_size)
+    dl_val = dl_eval[0] if ds_val is not None else None
+    return trainer.fit(dl_train, dl_eval[-1], epochs, early_stopping=early_stopping,
+                       dl_val=dl_val, verbose=False)

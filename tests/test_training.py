@@ -378,3 +378,26 @@ def test_verbose_epoch_shows_a_progress_bar(capsys):
     res = trainer.train_epoch(dl_train, verbose=True)
     err = capsys.readouterr().err
     assert "train" in err and "4/4" in err and f"acc={res.accuracy:.1f}%" in err
+
+
+# ------------------------------------------------------------------ the Part 2 recipe
+def test_fit_mlp_is_the_hand_written_recipe():
+    """fit_mlp equals the loop the Part 2 chapters used to write out, bit for bit."""
+    from hw2.training import fit_mlp, seeded_loaders
+
+    ds_train, ds_val, ds_test = make_data(60, d=12, seed=1), make_data(20, seed=3), make_data(30, seed=2)
+    kw = dict(learn_rate=0.05, reg=1e-3, momentum=0.9)
+
+    torch.manual_seed(7)
+    model = layers.MLP(12, 4, [16, 8], dropout=0.2, wstd=0.3)
+    trainer = LayerTrainer(model, layers.CrossEntropyLoss(), optimizers.MomentumSGD(model.params(), **kw))
+    dl_train = DataLoader(ds_train, batch_size=16, shuffle=True, generator=torch.Generator().manual_seed(7))
+    by_hand = trainer.fit(dl_train, DataLoader(ds_test, batch_size=500), 3,
+                          dl_val=DataLoader(ds_val, batch_size=500))
+
+    recipe = fit_mlp(ds_train, ds_test, hidden=[16, 8], optimizer_cls=optimizers.MomentumSGD,
+                     optimizer_kw=kw, epochs=3, batch_size=16, seed=7, ds_val=ds_val,
+                     in_features=12, num_classes=4, dropout=0.2, wstd=0.3)
+    assert recipe == by_hand and len(recipe.val_loss) == 3
+    with pytest.raises(ValueError, match="batch_size must be a positive int, got 0"):
+        seeded_loaders(ds_train, batch_size=0)
