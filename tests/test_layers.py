@@ -589,3 +589,75 @@ def test_mlp_bad_dropout_and_kwargs():
 def test_sequential_rejects_non_layers():
     with pytest.raises(TypeError, match=r"Sequential: item 1 is a function, not an hw2.layers.Layer"):
         layers.Sequential(layers.ReLU(), lambda x: x)
+
+
+# --------------------------------------------------------------------------
+# The original course's checker: forward under autograd, then compare
+# --------------------------------------------------------------------------
+def course_style_check(layer, x, y=None):
+    """What the course's gradient checker does: x and every parameter require
+    grad, the layer's own forward runs under autograd, autograd's gradients are
+    compared with the layer's backward on the same upstream gradient."""
+    x = x.clone().requires_grad_(True)
+    for p, _ in layer.params():
+        p.requires_grad_(True)
+    try:
+        z = layer(x) if y is None else layer(x, y=y)
+        dz = torch.randn_like(z) if z.dim() else torch.tensor(1.0, dtype=z.dtype)
+        z.backward(dz)
+        dx = layer.backward(dz if z.dim() else 1.0)
+        assert dx is not None and not dx.requires_grad, "backward must build no graph"
+        torch.testing.assert_close(dx, x.grad, rtol=0, atol=1e-12)
+        for p, g in layer.params():
+            assert not g.requires_grad
+            torch.testing.assert_close(g, p.grad, rtol=0, atol=1e-12)
+    finally:
+        for p, _ in layer.params():
+            p.requires_grad_(False)
+            p.grad = None
+
+
+COURSE_LAYERS = {
+    "LeakyReLU": lambda: layers.LeakyReLU(0.05),
+    "ReLU": layers.ReLU,
+    "Sigmoid": layers.Sigmoid,
+    "TanH": layers.TanH,
+    "Linear": lambda: layers.Linear(12, 5, wstd=0.3, dtype=torch.float64),
+    "Dropout-eval": lambda: layers.Dropout(0.3).train(False),
+}
+
+
+@pytest.mark.parametrize("name", list(COURSE_LAYERS))
+def test_forward_is_differentiable_by_autograd_like_the_course_checks_it(name):
+    torch.manual_seed(0)
+    x = torch.randn(8, 12, dtype=torch.float64)
+    course_style_check(COURSE_LAYERS[name](), x)
+
+
+def test_dropout_in_training_mode_under_autograd():
+    torch.manual_seed(0)
+    layer = layers.Dropout(0.4)
+    x = torch.randn(64, 12, dtype=torch.float64, requires_grad=True)
+    z = layer(x)
+    z.backward(torch.ones_like(z))
+    torch.testing.assert_close(layer.backward(torch.ones_like(z)), x.grad, rtol=0, atol=0)
+
+
+def test_cross_entropy_and_mlp_with_a_loss_under_autograd():
+    torch.manual_seed(0)
+    x = torch.randn(16, 12, dtype=torch.float64)
+    y = torch.randint(0, 5, (16,))
+    course_style_check(layers.CrossEntropyLoss(), torch.randn(16, 5, dtype=torch.float64), y)
+    mlp = layers.MLP(12, 5, [20, 10], activation="tanh", wstd=0.5, dtype=torch.float64)
+    course_style_check(layers.Sequential(mlp, layers.CrossEntropyLoss()), x, y)
+    seq = layers.Sequential(layers.Linear(12, 7, dtype=torch.float64), layers.LeakyReLU(0.1),
+                            layers.Linear(7, 5, dtype=torch.float64), layers.Sigmoid())
+    course_style_check(seq, x)
+    # Without autograd the loss still reuses its exp buffer: the same numbers.
+    with torch.no_grad():
+        loss_fn = layers.CrossEntropyLoss()
+        scores = torch.randn(16, 5, dtype=torch.float64)
+        plain = loss_fn(scores, y), loss_fn.backward()
+    tracked = layers.CrossEntropyLoss()
+    loss = tracked(scores.clone().requires_grad_(True), y)
+    torch.testing.assert_close((loss.detach(), tracked.backward()), plain, rtol=0, atol=0)
