@@ -338,7 +338,7 @@ def test_sweep_with_worker_processes(tiny_env, tmp_path, monkeypatch):
     lines = []
     assert ex.run_sweep(jobs, gpus=[0, 1], log=lines.append) == []
     _check_sweep_folder(tmp_path / "out", 2)
-    assert sum("best test acc" in line for line in lines) == 3
+    assert sum("best test loss at epoch" in line for line in lines) == 3
 
 
 def test_sweep_dry_run_lists_runs(tmp_path, capsys):
