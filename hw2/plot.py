@@ -6,9 +6,14 @@ from collections.abc import Mapping
 
 import numpy as np
 
-__all__ = ["plot_fit", "plot_exp_results"]
+__all__ = ["plot_fit", "plot_exp_results", "PANEL_TITLES"]
 
 _CURVES = ("train_loss", "train_acc", "test_loss", "test_acc")
+# Panel titles in words, for readers (the curve's field name is kept as the axes' label).
+PANEL_TITLES = {
+    "train_loss": "Training loss", "train_acc": "Training accuracy",
+    "test_loss": "Test loss", "test_acc": "Test accuracy",
+}
 
 
 def _curves(fit_res) -> dict[str, list[float]]:
@@ -35,7 +40,9 @@ def plot_fit(fit_res, fig=None, log_loss: bool = False, legend: str | None = Non
     legend: the label of this run in the legends.
 
     Returns (fig, axes) with axes a length-4 array in the order
-    train_loss, train_acc, test_loss, test_acc.
+    train_loss, train_acc, test_loss, test_acc; each panel is titled in words
+    (:data:`PANEL_TITLES`, "Training loss", ...) and its axes carry the field
+    name as their label (``ax.get_label() == "train_loss"``).
     """
     import matplotlib.pyplot as plt
     from matplotlib.ticker import MaxNLocator
@@ -57,7 +64,8 @@ def plot_fit(fit_res, fig=None, log_loss: bool = False, legend: str | None = Non
     for ax, (split, metric) in zip(axes, itertools.product(("train", "test"), ("loss", "acc"))):
         values = curves[f"{split}_{metric}"]
         ax.plot(np.arange(1, len(values) + 1), values, label=legend)
-        ax.set_title(f"{split}_{metric}")
+        ax.set_title(PANEL_TITLES[f"{split}_{metric}"])
+        ax.set_label(f"{split}_{metric}")
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # epochs are whole numbers
         if split == "test":  # the bottom row; the top row shares its x axis
             ax.set_xlabel("Epoch #")

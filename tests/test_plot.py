@@ -28,7 +28,9 @@ def close_figures():
 def test_grid_titles_and_data():
     fig, axes = plot_fit(RUN_A)
     assert len(axes) == 4 and len(fig.axes) == 4
-    assert [ax.get_title() for ax in axes] == ["train_loss", "train_acc", "test_loss", "test_acc"]
+    assert [ax.get_title() for ax in axes] == ["Training loss", "Training accuracy",
+                                               "Test loss", "Test accuracy"]
+    assert [ax.get_label() for ax in axes] == ["train_loss", "train_acc", "test_loss", "test_acc"]
     for ax, name in zip(axes, ("train_loss", "train_acc", "test_loss", "test_acc")):
         (line,) = ax.lines
         assert list(line.get_xdata()) == [1, 2, 3]

@@ -9,6 +9,13 @@ notebook's folder, so every chapter runs top to bottom in a fresh kernel from
 (a copy of) its own folder, as a learner's Jupyter would run it. Every check a
 chapter makes is an ``assert`` in a cell: MyST notebooks store no outputs.
 
+That one execution also serves the book: the ``nbval_record`` plugin keeps
+every cell's outputs and writes each chapter that passed, executed, to
+``_build/executed/<chapter>.ipynb`` (``HW2_EXECUTED_DIR``). ``make test`` then
+builds the book from those (``HW2_REUSE_EXECUTED=1``, see
+``book/_ext/hw2_site.py``), so no chapter runs twice. With ``--jobs 2`` the
+chapters run in two pytest processes at once.
+
 Usage::
 
     python tools/check_chapters.py                 # every chapter in _toc.yml
@@ -27,6 +34,7 @@ import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 OUT = Path(os.environ.get("HW2_NBVAL_DIR", ROOT / "_build" / "nbval")).resolve()
+EXECUTED = Path(os.environ.get("HW2_EXECUTED_DIR", ROOT / "_build" / "executed")).resolve()
 
 
 def toc_files(toc: dict) -> list[str]:
@@ -63,6 +71,11 @@ def chapter_sources(args: list[str]) -> list[Path]:
 
 
 def main(argv: list[str]) -> int:
+    jobs = 1
+    if argv[:1] == ["--jobs"]:
+        if len(argv) < 2 or not argv[1].isdigit() or int(argv[1]) < 1:
+            sys.exit("check_chapters: --jobs needs a positive whole number")
+        jobs, argv = int(argv[1]), argv[2:]
     chapters = chapter_sources(argv)
     if not chapters:
         print("check_chapters: no executable chapters found")
@@ -78,14 +91,24 @@ def main(argv: list[str]) -> int:
         dest.parent.mkdir(parents=True, exist_ok=True)
         jupytext.write(jupytext.read(src), dest)
         notebooks.append(str(dest))
+    for nb in notebooks:   # an executed copy from an earlier run must not outlive a failure
+        (EXECUTED / Path(nb).relative_to(OUT)).unlink(missing_ok=True)
+    env = dict(os.environ, HW2_EXECUTED_DIR=str(EXECUTED),
+               PYTHONPATH=os.pathsep.join(filter(None, [str(ROOT / "tools"),
+                                                        os.environ.get("PYTHONPATH")])))
     cmd = [
         sys.executable, "-m", "pytest", "--nbval-lax", "--nbval-current-env",
-        "--nbval-cell-timeout=900", "-p", "no:cacheprovider",
+        "--nbval-cell-timeout=900", "-p", "no:cacheprovider", "-p", "nbval_record",
         "-o", "norecursedirs=.*", "-o", "testpaths=", "--rootdir", str(OUT),
-        *notebooks,
     ]
-    print("check_chapters:", len(notebooks), "chapters")
-    return subprocess.call(cmd, cwd=ROOT)
+    print("check_chapters:", len(notebooks), "chapters", f"in {jobs} processes" if jobs > 1 else "")
+    # Dealt round-robin; each process gets one core's worth of threads.
+    groups = [notebooks[i::jobs] for i in range(jobs)]
+    if jobs > 1:
+        env.setdefault("OMP_NUM_THREADS", "1")
+    procs = [subprocess.Popen(cmd + group, cwd=ROOT, env=env) for group in groups if group]
+    codes = [proc.wait() for proc in procs]
+    return next((code for code in codes if code), 0)
 
 
 if __name__ == "__main__":

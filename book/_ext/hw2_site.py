@@ -31,6 +31,8 @@ The browser suite ``tests/site/test_site.py`` checks all of this on the built si
 """
 from __future__ import annotations
 
+import os
+import re
 import shutil
 from pathlib import Path
 
@@ -151,15 +153,303 @@ def add_macros_cell(nb, macros: dict, index: int = 0) -> None:
     nb.cells.insert(index, nbformat.v4.new_markdown_cell(macros_markdown(macros)))
 
 
-def _macros_in_downloads(app: Sphinx, exception) -> None:
+def config_macros(config) -> dict:
+    """The ``tex.macros`` mapping of ``mathjax3_config`` (``_config.yml``)."""
+    return ((config.mathjax3_config or {}).get("tex") or {}).get("macros") or {}
+
+
+def _macros_cell_check(app: Sphinx, doctree) -> None:
+    """Drop a chapter's macros cell from the page (the site defines the macros through
+    MathJax's configuration), after checking it matches ``_config.yml``."""
+    from docutils import nodes as dn
+
+    expected = macros_markdown(config_macros(app.config)).splitlines()[-1].strip("$")
+    for para in list(doctree.findall(dn.paragraph)):
+        children = [c for c in para.children if not (isinstance(c, dn.Text) and not c.strip())]
+        if not children or not all(c.tagname == "math" for c in children):
+            continue
+        text = " ".join(c.astext() for c in children)
+        if not text.lstrip().startswith("\\newcommand"):
+            continue
+        if text.strip() != expected:
+            LOGGER.warning("the math macros cell differs from _config.yml's "
+                           "mathjax3_config.tex.macros; paste this line instead: $%s$",
+                           expected, location=para, type="hw2", subtype="macros")
+        para.parent.remove(para)
+    for comment in list(doctree.findall(dn.comment)):
+        if MACROS_MARKER.strip("<!->").strip() in comment.astext():
+            comment.parent.remove(comment)
+
+
+# --- one execution for nbval and the book ----------------------------------------------
+#
+# tools/check_chapters.py runs every chapter under nbval and keeps the outputs
+# (tools/nbval_record.py) in _build/executed/<docname>.ipynb. With
+# HW2_REUSE_EXECUTED=1 the build renders those outputs: each chapter, as myst-nb
+# reads it, is given the outputs of the same code cells and put into a fresh
+# jupyter-cache, and myst-nb runs in "cache" mode, where it finds every chapter.
+# A chapter without an executed copy, or whose code differs from it, stops the
+# build with the command to run; and a chapter the build executed anyway fails it.
+
+def _executed_dir(app: Sphinx) -> Path:
+    value = os.environ.get("HW2_EXECUTED_DIR")
+    return Path(value).resolve() if value else Path(app.srcdir) / "_build" / "executed"
+
+
+def _reuse_cache_dir(app: Sphinx) -> Path:
+    return Path(app.outdir).parent / ".jupyter_cache_reuse"
+
+
+def _reuse_mode(app: Sphinx, config) -> None:
+    if os.environ.get("HW2_REUSE_EXECUTED", "") not in ("", "0"):
+        config.nb_execution_mode = "cache"
+        config.nb_execution_cache_path = str(_reuse_cache_dir(app))
+        shutil.rmtree(_reuse_cache_dir(app), ignore_errors=True)
+        LOGGER.info("hw2: rendering the outputs of %s (no chapter executes)", _executed_dir(app))
+
+
+def _reusing(app: Sphinx) -> bool:
+    return (app.config.nb_execution_mode == "cache"
+            and Path(app.config.nb_execution_cache_path or ".") == _reuse_cache_dir(app))
+
+
+def _cache_executed(app: Sphinx, env, docnames) -> None:
+    if not _reusing(app):
+        return
+    import nbformat
+    from jupyter_cache import get_cache
+    from jupyter_cache.base import CacheBundleIn
+    from myst_nb.core.read import create_nb_reader
+
+    cache = get_cache(str(_reuse_cache_dir(app)))
+    problems = []
+    for docname in sorted(docnames):
+        path = Path(env.doc2path(docname))
+        content = path.read_text(encoding="utf-8")
+        reader = create_nb_reader(str(path), env.myst_config, env.mystnb_config, content)
+        if reader is None:
+            continue
+        nb = reader.read(content)
+        if not any(cell.cell_type == "code" for cell in nb.cells):
+            continue
+        executed_path = _executed_dir(app) / f"{docname}.ipynb"
+        if not executed_path.is_file():
+            problems.append(f"{docname}: no executed notebook {executed_path}")
+            continue
+        executed = nbformat.read(executed_path, as_version=4)
+        ours = [c for c in nb.cells if c.cell_type == "code"]
+        theirs = [c for c in executed.cells if c.cell_type == "code"]
+        if [c.source for c in ours] != [c.source for c in theirs]:
+            problems.append(f"{docname}: its code changed after {executed_path} was executed")
+            continue
+        for cell, done in zip(ours, theirs):
+            cell.outputs = done.outputs
+            cell.execution_count = done.execution_count
+        seconds = executed.metadata.get("hw2_execution", {}).get("seconds")
+        cache.cache_notebook_bundle(CacheBundleIn(nb, str(path), data={"execution_seconds": seconds}),
+                                    check_validity=False, overwrite=True)
+    if problems:
+        raise ExtensionError(
+            "HW2_REUSE_EXECUTED: the book renders the chapters executed by nbval, but\n  "
+            + "\n  ".join(problems)
+            + "\nRun `python tools/check_chapters.py` first (or build without HW2_REUSE_EXECUTED).")
+
+
+def _nothing_executed(app: Sphinx, exception) -> None:
+    if exception is not None or not _reusing(app):
+        return
+    from jupyter_cache import get_cache
+
+    executed = [rec.uri for rec in get_cache(str(_reuse_cache_dir(app))).list_project_records()]
+    if executed:
+        raise ExtensionError("HW2_REUSE_EXECUTED: the build executed chapters that nbval had "
+                             f"already run (a second execution): {', '.join(executed)}")
+
+
+# --- the notebook edition: the site's downloadable .ipynb ------------------------------
+#
+# What Jupyter and Colab cannot render is replaced by what the page shows: glued
+# numbers by their values, {numref}/{eq}/{ref} by "Figure 5.1", "(5.1)" and the
+# section's title, {cite} by "(Author, Year)", (label)= targets are dropped, a
+# labelled display equation gets its number as \tag, and every captioned figure
+# cell is followed by its caption. The book's macros cell stays first.
+
+_ROLE = re.compile(r"\{(?P<role>[a-z]+(?::[a-z]+)?)\}`(?P<body>[^`]*)`")
+_TARGET = re.compile(r"^\((?P<label>[^()\s]+)\)=\s*$", re.M)
+_EQ_LABEL = re.compile(r"\$\$(?P<body>(?:(?!\$\$).)*?)\$\$[ \t]*\((?P<label>[\w:.-]+)\)", re.S)
+
+
+def _glued_values(nb) -> dict[str, str]:
+    values = {}
+    for cell in nb.cells:
+        for out in cell.get("outputs", []):
+            name = (out.get("metadata") or {}).get("scrapbook", {}).get("name")
+            if not name:
+                continue
+            data = out.get("data", {})
+            text = next((data[k] for k in ("application/papermill.record/text/plain", "text/plain")
+                         if k in data), None)
+            if text is not None:
+                values[name] = text if isinstance(text, str) else "".join(text)
+    return values
+
+
+def _format_glued(text: str, spec: str) -> str:
+    if not spec:
+        return text.strip("'\"")
+    try:
+        return format(float(text), spec)
+    except ValueError:
+        try:
+            return format(int(text), spec)
+        except ValueError:
+            return text.strip("'\"")
+
+
+class _Edition:
+    """Resolves the roles of one document's markdown into plain text."""
+
+    def __init__(self, app: Sphinx, docname: str, glued: dict[str, str]):
+        self.app, self.env, self.docname, self.glued = app, app.env, docname, glued
+        self.missing: list[str] = []
+
+    def _fignumber(self, docname: str, kind: str, node_id: str) -> str:
+        numbers = self.env.toc_fignumbers.get(docname, {}).get(kind, {}).get(node_id)
+        return ".".join(map(str, numbers)) if numbers else ""
+
+    def eq_number(self, label: str) -> str:
+        math = self.env.get_domain("math")
+        if label not in math.equations:
+            self.missing.append(f"{{eq}}`{label}`")
+            return label
+        docname, number = math.equations[label]
+        return self._fignumber(docname, "displaymath", f"equation-{label}") or str(number)
+
+    def _label(self, label: str):
+        return self.env.get_domain("std").labels.get(label.lower())
+
+    def role(self, match: re.Match) -> str:
+        role, body = match["role"], match["body"]
+        text, _, target = body.rpartition("<") if body.endswith(">") else ("", "", body)
+        target, text = target.rstrip(">").strip(), text.strip()
+        if role in ("glue", "glue:text", "glue:any"):
+            key, _, spec = body.partition(":")
+            key = key.split("::")[-1].strip()
+            if key not in self.glued:
+                self.missing.append(f"{{{role}}}`{body}`")
+                return body
+            return _format_glued(self.glued[key], spec if role == "glue:text" else "")
+        if role == "eq":
+            return f"({self.eq_number(target)})"
+        if role == "numref":
+            found = self._label(target)
+            if not found:
+                self.missing.append(f"{{numref}}`{body}`")
+                return text or target
+            docname, node_id, _ = found
+            number = self._fignumber(docname, "figure", node_id) or self._fignumber(
+                docname, "table", node_id) or self._fignumber(docname, "code-block", node_id)
+            kind = "Table" if self._fignumber(docname, "table", node_id) else "Figure"
+            if text:
+                return text.replace("%s", number).replace("{number}", number)
+            return f"{kind} {number}"
+        if role == "ref":
+            found = self._label(target)
+            if not found:
+                self.missing.append(f"{{ref}}`{body}`")
+                return text or target
+            return text or found[2]
+        if role.startswith("cite"):
+            return _citation(self.app, role, body)
+        if role in ("fa", "fab", "fas"):
+            return ""
+        return f"`{body}`"
+
+    def markdown(self, source: str) -> str:
+        source = _TARGET.sub("", source)
+        source = _EQ_LABEL.sub(
+            lambda m: f"$${m['body'].rstrip()}\n\\tag{{{self.eq_number(m['label'])}}}\n$$", source)
+        source = _ROLE.sub(self.role, source)
+        return source.strip("\n")
+
+
+_BIB: dict[str, object] = {}
+
+
+def _citation(app: Sphinx, role: str, body: str) -> str:
+    """(Kingma and Ba, 2015; He et al., 2016a) for {cite}, Kingma and Ba (2015) for {cite:t}."""
+    if not _BIB:
+        from pybtex.database import parse_file
+        from pybtex.plugin import find_plugin
+
+        entries = {}
+        for name in app.config.bibtex_bibfiles:
+            entries.update(parse_file(str(Path(app.srcdir) / name)).entries)
+        style = find_plugin("pybtex.style.formatting", "hw2authoryear")()
+        keys = sorted(entries)
+        sorted_entries = [entries[k] for k in keys]
+        labels = dict(zip(keys, style.label_style.format_labels(sorted_entries)))
+        _BIB.update(labels=labels)
+    labels = _BIB["labels"]
+    keys = [k.strip() for k in body.split(",")]
+    found = [labels.get(k, k) for k in keys]
+    if role == "cite:t":
+        return "; ".join(f"{lab.rsplit(', ', 1)[0]} ({lab.rsplit(', ', 1)[-1]})" for lab in found)
+    return "(" + "; ".join(found) + ")"
+
+
+def _figure_caption_cell(edition: _Edition, cell):
+    import nbformat
+
+    figure = (cell.get("metadata", {}).get("mystnb") or {}).get("figure") or {}
+    caption = figure.get("caption")
+    if not caption:
+        return None
+    number = ""
+    if figure.get("name"):
+        found = edition._label(figure["name"])
+        if found:
+            number = edition._fignumber(found[0], "figure", found[1])
+    head = f"**Figure {number}.**" if number else "**Figure.**"
+    return nbformat.v4.new_markdown_cell(f"{head} {edition.markdown(str(caption))}",
+                                         metadata={"tags": ["hw2-figure-caption"]})
+
+
+def notebook_edition(app: Sphinx, docname: str, nb) -> list[str]:
+    """Turn an executed chapter (nbformat node) into the notebook edition, in place.
+
+    Returns the roles it could not resolve (empty when all went well)."""
+    edition = _Edition(app, docname, _glued_values(nb))
+    cells = []
+    for cell in nb.cells:
+        if cell.cell_type == "markdown" and MACROS_MARKER not in cell.source:
+            cell.source = edition.markdown(cell.source)
+            if not cell.source.strip():
+                continue
+        cells.append(cell)
+        if cell.cell_type == "code":
+            caption = _figure_caption_cell(edition, cell)
+            if caption is not None:
+                cells.append(caption)
+    nb.cells = cells
+    add_macros_cell(nb, config_macros(app.config))
+    nb.metadata.pop("hw2_execution", None)
+    return edition.missing
+
+
+def _notebook_edition_downloads(app: Sphinx, exception) -> None:
     if exception is not None or app.builder.format != "html":
         return
     import nbformat
 
-    macros = ((app.config.mathjax3_config or {}).get("tex") or {}).get("macros") or {}
-    for path in sorted((Path(app.outdir) / "_sources").rglob("*.ipynb")):
+    sources = Path(app.outdir) / "_sources"
+    for path in sorted(sources.rglob("*.ipynb")):
+        docname = path.relative_to(sources).with_suffix("").as_posix()
         nb = nbformat.read(path, as_version=4)
-        add_macros_cell(nb, macros)
+        missing = notebook_edition(app, docname, nb)
+        if missing:
+            LOGGER.warning("%s.ipynb (download): cannot resolve %s", docname, ", ".join(missing),
+                           type="hw2", subtype="notebook")
         nbformat.write(nb, path)
 
 
@@ -216,5 +506,9 @@ def setup(app: Sphinx) -> dict:
     # After sphinx-book-theme's own html-page-context handler (priority 500).
     app.connect("html-page-context", _colab_to_notebooks_branch, priority=900)
     app.connect("build-finished", _copy_mathjax)
-    app.connect("build-finished", _macros_in_downloads)
+    app.connect("config-inited", _reuse_mode)
+    app.connect("env-before-read-docs", _cache_executed, priority=900)
+    app.connect("doctree-read", _macros_cell_check)
+    app.connect("build-finished", _nothing_executed)
+    app.connect("build-finished", _notebook_edition_downloads)
     return {"parallel_read_safe": True, "parallel_write_safe": True, "version": "1"}

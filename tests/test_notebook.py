@@ -1,0 +1,201 @@
+"""Tests for hw2.notebook (the chapters' display helpers) and for the chapters as
+notebooks: opening and saving one in JupyterLab (through jupytext) leaves its file
+byte-identical, and each starts with the book's math macros."""
+from __future__ import annotations
+
+import asyncio
+import re
+import shutil
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+import yaml
+
+import hw2.notebook as nbh
+from hw2.optimizers import VanillaSGD
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "tools"))
+sys.path.insert(0, str(ROOT / "book" / "_ext"))
+from check_chapters import chapter_sources  # noqa: E402
+from hw2_site import macros_markdown  # noqa: E402
+
+CHAPTERS = chapter_sources([])
+# Chapters whose owner has not yet run tools/notebook_header.py on them: strict
+# xfail, so each entry must go once its chapter passes.
+HEADER_PENDING = {"book/part3/experiments.md", "book/appendix/cluster.md"}
+
+
+def _chapter_params():
+    for chapter in CHAPTERS:
+        rel = chapter.relative_to(ROOT).as_posix()
+        marks = [pytest.mark.xfail(strict=True, reason=f"{rel}: run tools/notebook_header.py on it")
+                 ] if rel in HEADER_PENDING else []
+        yield pytest.param(chapter, id=rel, marks=marks)
+
+
+# --- show_source ---------------------------------------------------------------------
+
+def test_listing_of_a_class_names_file_and_lines():
+    listing = nbh.show_source(VanillaSGD)
+    source = (ROOT / "hw2" / "optimizers.py").read_text().splitlines()
+    assert listing.path == "hw2/optimizers.py" and listing.name == "VanillaSGD"
+    assert source[listing.first_line - 1].startswith("class VanillaSGD")
+    shown = listing.code.rstrip("\n").splitlines()
+    assert shown == source[listing.first_line - 1: listing.last_line]
+    assert "`hw2/optimizers.py`" in listing.caption and f"{listing.first_line}" in listing.caption
+
+
+def test_listing_of_a_method_is_dedented_and_renders_three_ways():
+    listing = nbh.show_source(VanillaSGD.update)
+    assert listing.code.startswith("def update"), listing.code[:40]
+    markdown = listing._repr_markdown_()
+    assert markdown.startswith("````{code-block} python\n:caption: `VanillaSGD.update` in ")
+    assert markdown.rstrip().endswith("````") and listing.code.strip() in markdown
+    html = listing._repr_html_()
+    assert "hw2/optimizers.py" in html and "<pre" in html and "update" in html
+    assert repr(listing).startswith("# VanillaSGD.update in hw2/optimizers.py, lines ")
+
+
+def test_listing_of_a_file_and_a_range():
+    listing = nbh.show_source("tools/slurm/sweep.example.toml")
+    assert listing.language == "toml" and listing.first_line == 1
+    text = (ROOT / "tools/slurm/sweep.example.toml").read_text()
+    assert listing.code.strip() == text.strip()
+    part = nbh.show_source("pyproject.toml", start_at="[project]", end_before="[project.optional")
+    assert part.code.startswith("[project]") and "optional-dependencies" not in part.code
+    assert part.first_line > 1 and part.last_line - part.first_line + 1 == len(part.code.splitlines())
+    with pytest.raises(ValueError, match="start_at='no such line'"):
+        nbh.show_source("pyproject.toml", start_at="no such line")
+    with pytest.raises(ValueError, match="no file"):
+        nbh.show_source("no/such/file.py")
+    with pytest.raises(TypeError, match="no Python source"):
+        nbh.show_source(42)
+
+
+def test_listing_wider_than_the_column_is_refused(tmp_path, monkeypatch):
+    wide = tmp_path / "wide.py"
+    wide.write_text("x = 1\ny = '" + "a" * 100 + "'\n")
+    assert nbh.show_source(wide).width == 106
+    with pytest.raises(ValueError, match=r"wider than 88 characters.*line 2: 106 characters"):
+        nbh.show_source(wide, max_width=88)
+
+
+_SHOWN = re.compile(r"^show_source\((hw2\.[\w.]+)\)$", re.M)
+
+
+def _chapter_listings():
+    for chapter in CHAPTERS:
+        for target in _SHOWN.findall(chapter.read_text()):
+            yield pytest.param(chapter, target, id=f"{chapter.stem}:{target}")
+
+
+@pytest.mark.xfail(strict=True, reason=(
+    "package code shown in the book is wider than 88 columns; the package's owner is "
+    "rewrapping it (hw2/training.py, hw2/cnn.py): remove this marker when it passes"))
+def test_every_listing_fits_the_column():
+    import importlib
+
+    wide = []
+    for chapter in CHAPTERS:
+        for target in _SHOWN.findall(chapter.read_text()):
+            parts = target.split(".")
+            for i in range(len(parts), 1, -1):  # longest importable module prefix
+                try:
+                    obj = importlib.import_module(".".join(parts[:i]))
+                except ImportError:
+                    continue
+                for attr in parts[i:]:
+                    obj = getattr(obj, attr)
+                break
+            listing = nbh.show_source(obj)
+            if listing.width > nbh.MAX_LISTING_WIDTH:
+                wide.append(f"{chapter.relative_to(ROOT)}: {target} is {listing.width} wide")
+    assert not wide, "listings wider than the book's column:\n  " + "\n  ".join(wide)
+
+
+# --- glue and show_glued -------------------------------------------------------------
+
+def test_glue_shows_values_once(capsys, monkeypatch):
+    glued = []
+    import myst_nb
+
+    monkeypatch.setattr(myst_nb, "glue", lambda name, value, display: glued.append((name, value, display)))
+    nbh._pending.clear()
+    nbh.glue("rate", torch.tensor(0.923076923))
+    nbh.glue("steps", 40)
+    assert [(n, d) for n, _, d in glued] == [("rate", False), ("steps", False)]
+    assert isinstance(glued[0][1], float), "a 0-d tensor is glued as a number"
+    shown = nbh.Glued(dict(nbh._pending))
+    assert repr(shown) == "Quoted in the text:\n  rate  = 0.923077\n  steps = 40"
+    nbh.show_glued()
+    assert nbh._pending == {} and nbh.show_glued() is None
+    with pytest.raises(ValueError, match="without spaces"):
+        nbh.glue("bad name", 1)
+
+
+def test_mismatch_reports_largest_difference():
+    a = torch.tensor([1.0, 2.0, 3.0])
+    assert nbh.mismatch(a, torch.tensor([1.0, 2.5, 3.0])) == (
+        "largest |difference| 0.5 at index (1,): 2 against 2.5")
+    assert "shapes differ" in nbh.mismatch(a, torch.zeros(2))
+    assert nbh.mismatch(torch.tensor(1.0), 1.25).startswith("largest |difference| 0.25: ")
+
+
+# --- the chapters as notebooks --------------------------------------------------------
+
+def _config_macros() -> dict:
+    config = yaml.safe_load((ROOT / "_config.yml").read_text())
+    return config["sphinx"]["config"]["mathjax3_config"]["tex"]["macros"]
+
+
+@pytest.mark.parametrize("chapter", _chapter_params())
+def test_chapter_starts_with_the_macros(chapter):
+    import jupytext
+
+    nb = jupytext.read(chapter)
+    first = nb.cells[0]
+    assert first.cell_type == "markdown" and first.source == macros_markdown(_config_macros()), (
+        f"{chapter.name}: the first cell must define the book's math macros for Jupyter "
+        f"(run tools/notebook_header.py on it); it is:\n{first.source[:200]}")
+
+
+def _save_as_jupyterlab_does(root: Path, relpath: str) -> None:
+    """Open the chapter through jupytext's contents manager, attach the kernel's
+    metadata as JupyterLab does when the kernel starts, and autosave it."""
+    from jupyter_client.kernelspec import KernelSpecManager
+    from jupytext import AsyncTextFileContentsManager
+
+    spec = KernelSpecManager().get_kernel_spec("python3")
+
+    async def open_and_save():
+        cm = AsyncTextFileContentsManager(root_dir=str(root))
+        model = await cm.get(relpath, content=True, type="notebook")
+        meta = model["content"]["metadata"]
+        # JupyterLab writes the running kernel's spec (name first) and language_info.
+        meta["kernelspec"] = {"name": "python3", "display_name": spec.display_name,
+                              "language": spec.language}
+        meta["language_info"] = {"name": "python", "version": "3.11.7",
+                                 "mimetype": "text/x-python", "file_extension": ".py"}
+        await cm.save(model, relpath)
+
+    asyncio.run(open_and_save())
+
+
+@pytest.mark.parametrize("chapter", _chapter_params())
+def test_opening_and_saving_in_jupyterlab_changes_nothing(tmp_path, chapter):
+    pytest.importorskip("jupyter_server", reason="JupyterLab's contents manager (pip install jupyter-server)")
+    rel = chapter.relative_to(ROOT)
+    (tmp_path / rel.parent).mkdir(parents=True)
+    shutil.copy(ROOT / "jupytext.toml", tmp_path / "jupytext.toml")
+    shutil.copy(chapter, tmp_path / rel)
+    _save_as_jupyterlab_does(tmp_path, rel.as_posix())
+    before, after = chapter.read_text(), (tmp_path / rel).read_text()
+    if before != after:
+        import difflib
+
+        diff = "".join(difflib.unified_diff(before.splitlines(True), after.splitlines(True),
+                                            "in git", "after a JupyterLab save", n=1))
+        pytest.fail(f"{rel}: saving it from JupyterLab rewrites it:\n{diff[:3000]}")
