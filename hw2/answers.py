@@ -59,11 +59,14 @@ def part2_overfit_hp() -> dict:
     """``wstd``, ``lr``, ``reg`` for overfitting 20 images with an MLP 3072-128-128-128-10.
 
     The course's check: plain SGD, 20 epochs of two batches of 10 images, a
-    best training accuracy of at least 98%. Small initial weights keep the
-    first steps gentle; with no regularisation nothing pulls the network
-    away from memorising.
+    best training accuracy of at least 98%. With three hidden layers the
+    signal needs weights of std 0.1 (~1/√128) to reach the output at a useful
+    scale; smaller ones (0.05, 0.08) leave some orders of the images below
+    98% after 20 epochs. A moderate rate and no regularisation let the
+    network memorise. Checked on the JPEG copy for images scaled to [0, 1]
+    (``ToTensor``, as the course loads them) and normalised (``hw2.data``).
     """
-    return dict(wstd=0.05, lr=0.05, reg=0.0)
+    return dict(wstd=0.1, lr=0.02, reg=0.0)
 
 
 def part2_optim_hp() -> dict:
@@ -200,8 +203,8 @@ def _roles(line: str, chapter: str) -> str:
         role, body = m.group("role"), m.group("body")
         if role in ("glue:text", "glue", "glue:any"):
             return _glue_value(body, chapter)
-        if role == "cite":
-            return "(" + "; ".join(_citation(k.strip()) for k in body.split(",")) + ")"
+        if role in ("cite", "cite:p"):  # as the book renders them: [Author et al., 2016]
+            return "[" + "; ".join(_citation(k.strip()) for k in body.split(",")) + "]"
         if role == "math":
             return f"${body}$"
         if role in ("ref", "numref", "doc", "eq"):
@@ -260,7 +263,7 @@ def _built_glue(notebook: str) -> dict:
 
 @functools.lru_cache(maxsize=None)
 def _bibliography() -> dict[str, str]:
-    """``{key: "Author et al. (year)"}`` from the book's BibTeX file."""
+    """``{key: "Author et al., year"}`` from the book's BibTeX file."""
     path = repo_root() / "book" / "references.bib"
     try:
         text = path.read_text(encoding="utf-8")
@@ -278,7 +281,7 @@ def _bibliography() -> dict[str, str]:
                 for n in names]
         who = last[0] if len(last) == 1 else (
             f"{last[0]} and {last[1]}" if len(last) == 2 else f"{last[0]} et al.")
-        entries[key] = f"{who} {year.group(1)}" if year else who
+        entries[key] = f"{who}, {year.group(1)}" if year else who
     return entries
 
 
