@@ -22,16 +22,23 @@ Six jobs:
   ("Kingma and Ba, 2015"); the ``hw2authoryear`` pybtex style labels the
   bibliography the same way instead of [1], [2], ...
 
-* **Math macros in the downloaded notebooks.** The macros (``\\R``, ``\\vec``, ...)
-  live in ``_config.yml``, which Jupyter and Colab never read; every
-  ``_sources/**/*.ipynb`` offered for download starts with a markdown cell that
-  defines them with ``\\newcommand``.
+* **The notebook edition.** Every chapter starts with a markdown cell that
+  defines the math macros (``_config.yml``'s, for Jupyter and Colab, which
+  never read it); the page drops it after checking it matches. Every
+  ``_sources/**/*.ipynb`` offered for download is made to read as plain
+  Markdown: glued numbers, ``{numref}``/``{eq}``/``{ref}`` and ``{cite}``
+  resolved, equation numbers as ``\\tag``, and each figure followed by its
+  caption.
+* **One execution.** With ``HW2_REUSE_EXECUTED=1`` the build renders the
+  notebooks nbval executed (``tools/check_chapters.py``) instead of executing
+  the chapters again.
 
 The browser suite ``tests/site/test_site.py`` checks all of this on the built site.
 """
 from __future__ import annotations
 
 import os
+import posixpath
 import re
 import shutil
 from pathlib import Path
@@ -306,6 +313,15 @@ def _format_glued(text: str, spec: str) -> str:
             return text.strip("'\"")
 
 
+def _other_glued(app: Sphinx, docname: str) -> dict[str, str]:
+    import nbformat
+
+    path = Path(app.outdir) / "_sources" / f"{docname}.ipynb"
+    if not path.is_file():
+        path = Path(app.outdir).parent / "jupyter_execute" / f"{docname}.ipynb"
+    return _glued_values(nbformat.read(path, as_version=4)) if path.is_file() else {}
+
+
 class _Edition:
     """Resolves the roles of one document's markdown into plain text."""
 
@@ -333,12 +349,17 @@ class _Edition:
         text, _, target = body.rpartition("<") if body.endswith(">") else ("", "", body)
         target, text = target.rstrip(">").strip(), text.strip()
         if role in ("glue", "glue:text", "glue:any"):
-            key, _, spec = body.partition(":")
-            key = key.split("::")[-1].strip()
-            if key not in self.glued:
+            other, sep, rest = body.partition("::")
+            key, _, spec = (rest if sep else body).partition(":")
+            glued = self.glued
+            if sep:  # {glue:text}`dropout.md::key` -- a value glued by another chapter
+                folder = posixpath.dirname(self.docname)
+                docname = posixpath.normpath(posixpath.join(folder, other)).rsplit(".", 1)[0]
+                glued = _other_glued(self.app, docname)
+            if key.strip() not in glued:
                 self.missing.append(f"{{{role}}}`{body}`")
                 return body
-            return _format_glued(self.glued[key], spec if role == "glue:text" else "")
+            return _format_glued(glued[key.strip()], spec if role == "glue:text" else "")
         if role == "eq":
             return f"({self.eq_number(target)})"
         if role == "numref":

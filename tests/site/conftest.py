@@ -119,3 +119,17 @@ def site_url(html_dir):
         server.shutdown()
         server.server_close()
         thread.join(timeout=10)
+
+
+@pytest.fixture(scope="session")
+def notebook_pages(pytestconfig) -> list[str]:
+    """Docnames of the pages of the table of contents that are notebooks (a MyST
+    chapter with a kernelspec in its front matter)."""
+    names = []
+    for name in toc_docnames(pytestconfig):
+        src = ROOT / f"{name}.md"
+        if src.is_file():
+            head = src.read_text(encoding="utf-8").split("\n---", 1)[0]
+            if "kernelspec:" in head:
+                names.append(name)
+    return names

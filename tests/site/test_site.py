@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import html.parser
 import os
+import re
 import shutil
 import urllib.error
 import urllib.parse
@@ -232,6 +233,36 @@ async () => {
 """
 
 
+# Anything wider than its box scrolls sideways (or is cut off): every display
+# equation, code block and listing must fit the text column at the suite's
+# 1280-px viewport. The element that would scroll is measured (scrollWidth
+# against clientWidth, one pixel of rounding allowed).
+_OVERFLOW_REPORT = """
+() => {
+  const selectors = ['div.math', 'mjx-container[display="true"]', 'div.highlight pre',
+                     'div.cell_output pre', 'table', 'div.pst-scrollable-table-container'];
+  const out = [];
+  const seen = new Set();
+  for (const el of document.querySelectorAll(selectors.join(', '))) {
+    if (seen.has(el)) continue;
+    seen.add(el);
+    if (el.scrollWidth > el.clientWidth + 1) {
+      const what = el.matches('div.math, mjx-container') ? 'equation'
+                 : el.matches('table, div.pst-scrollable-table-container') ? 'table' : 'code block';
+      const text = (el.getAttribute('data-latex') || el.textContent || '').trim()
+                     .replace(/\\s+/g, ' ').slice(0, 70);
+      out.push(`${what} ${el.scrollWidth}px wide in a ${el.clientWidth}px box: ${text}`);
+    }
+  }
+  // The page itself must not scroll sideways either.
+  const doc = document.documentElement;
+  if (doc.scrollWidth > doc.clientWidth + 1)
+    out.push(`the page is ${doc.scrollWidth}px wide in a ${doc.clientWidth}px window`);
+  return out;
+}
+"""
+
+
 def _missing_buttons(page: str, hrefs: list[str], is_notebook: bool) -> list[str]:
     """A learner can edit every page, and download and launch every notebook."""
     if page == "search.html":
@@ -258,6 +289,7 @@ def test_page(tab, page, site_url, screenshots_dir):
 
     math = tab.tab.evaluate(_MATH_REPORT)
     images = tab.tab.evaluate(_IMAGE_REPORT)
+    overflow = tab.tab.evaluate(_OVERFLOW_REPORT)
     tab.tab.wait_for_load_state("networkidle")
     hrefs = tab.tab.eval_on_selector_all("a[href]", "els => els.map(a => a.href)")
     tab.tab.screenshot(path=str(screenshots_dir / _screenshot_name(page)), full_page=True)
@@ -272,6 +304,7 @@ def test_page(tab, page, site_url, screenshots_dir):
     problems += [f"image of a single colour (blank): {s}" for s in images["uniform"]]
     problems += [f"image that cannot be read back (not same-origin?): {s}" for s in images["unreadable"]]
     problems += [f"figure without an image: {s!r}" for s in images["bare"]]
+    problems += [f"overflows the column at 1280 px: {s}" for s in overflow]
     problems += [f"broken link: {s}" for s in _broken_links(hrefs, site_url)]
     problems += _missing_buttons(page, hrefs, tab.tab.locator("div.cell").count() > 0)
     assert not problems, f"{page}:\n  " + "\n  ".join(problems)
@@ -287,3 +320,78 @@ def test_search_finds_backpropagation(tab, site_url):
         "#search-results ul.search li a", "els => els.map(a => a.textContent.trim())")
     assert hits, f"search for {SEARCH_TERM!r} found nothing"
     assert not tab.errors, "\n".join(tab.errors)
+
+
+# --- the notebook edition ---------------------------------------------------------------
+#
+# A learner's copy of a chapter is its executed notebook: the one nbval executed
+# in a fresh kernel (tools/check_chapters.py writes it to _build/executed, and the
+# book renders those outputs), and the one the page offers for download
+# (_sources/<page>.ipynb, what Colab and a laptop open). Each must show every
+# figure of the page as an image output, and the download must read as plain
+# Markdown: no MyST role or directive that Jupyter would show raw.
+
+_RAW_MYST = re.compile(r"\{(glue(:\w+)?|numref|ref|eq|cite(:\w+)?|doc)\}`|```\{(literalinclude|glue:figure)\}"
+                       r"|^\([\w:.-]+\)=\s*$", re.M)
+
+
+def _image_outputs(nb: dict) -> int:
+    return sum(1 for cell in nb.get("cells", []) for out in cell.get("outputs", [])
+               if any(k.startswith("image/") for k in out.get("data", {})))
+
+
+def _page_figures(html_path: Path) -> int:
+    class Figures(html.parser.HTMLParser):
+        count = 0
+
+        def handle_starttag(self, tag, attrs):
+            classes = (dict(attrs).get("class") or "").split()
+            if tag == "figure" or (tag == "div" and "figure" in classes):
+                self.count += 1
+
+    parser = Figures()
+    parser.feed(html_path.read_text(encoding="utf-8"))
+    return parser.count
+
+
+@pytest.fixture(scope="session")
+def executed_dir(pytestconfig, html_dir) -> Path:
+    value = os.environ.get("HW2_EXECUTED_DIR")
+    return Path(value).resolve() if value else html_dir.parent / "executed"
+
+
+def test_notebook_edition(notebook_pages, html_dir, executed_dir):
+    import json
+
+    pages = notebook_pages
+    assert pages, "no chapter notebooks in the table of contents"
+    problems = []
+    for name in pages:
+        figures = _page_figures(html_dir / f"{name}.html")
+        download = html_dir / "_sources" / f"{name}.ipynb"
+        executed = executed_dir / f"{name}.ipynb"
+        for what, path in (("executed in a fresh kernel by nbval", executed),
+                           ("offered for download", download)):
+            if not path.is_file():
+                problems.append(f"{name}: no notebook {what} ({path})")
+                continue
+            nb = json.loads(path.read_text(encoding="utf-8"))
+            images = _image_outputs(nb)
+            if images < figures:
+                problems.append(f"{name}: the page has {figures} figures, the notebook {what} "
+                                f"only {images} image outputs")
+        if download.is_file():
+            nb = json.loads(download.read_text(encoding="utf-8"))
+            for i, cell in enumerate(nb["cells"]):
+                if cell["cell_type"] != "markdown":
+                    continue
+                source = "".join(cell["source"])
+                raw = _RAW_MYST.search(source)
+                if raw:
+                    problems.append(f"{name}.ipynb (download), cell {i}: MyST left raw: "
+                                    f"{source[max(0, raw.start() - 30): raw.end() + 30]!r}")
+            first = "".join(nb["cells"][0]["source"]) if nb["cells"] else ""
+            if "\\newcommand" not in first:
+                problems.append(f"{name}.ipynb (download): the first cell does not define the "
+                                "book's math macros")
+    assert not problems, "\n  ".join(["notebook edition:"] + problems)
