@@ -22,6 +22,19 @@ import pytest
 _notebooks: dict[str, dict] = {}   # nodeid of the notebook file -> bookkeeping
 
 
+def pytest_configure(config):
+    """Execute cells as Jupyter does, with history: nbval sends store_history=False,
+    which makes IPython ignore a trailing ';' (it reads the cell from the history),
+    so a plot cell's last value would show up as an output it does not have in Jupyter."""
+    from nbval.kernel import RunningKernel
+
+    def execute_cell_input(self, cell_input, allow_stdin=None):
+        return self.kc.execute(cell_input, allow_stdin=allow_stdin, store_history=True,
+                               stop_on_error=False)
+
+    RunningKernel.execute_cell_input = execute_cell_input
+
+
 def _entry(item) -> dict | None:
     parent = getattr(item, "parent", None)
     nb = getattr(parent, "nb", None)

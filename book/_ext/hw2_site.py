@@ -314,12 +314,19 @@ def _format_glued(text: str, spec: str) -> str:
 
 
 def _other_glued(app: Sphinx, docname: str) -> dict[str, str]:
-    import nbformat
+    """The values a chapter glued: myst-nb takes them out of the executed notebook
+    and writes them to ``jupyter_execute/<docname>.glue.json``."""
+    import json
 
-    path = Path(app.outdir) / "_sources" / f"{docname}.ipynb"
+    path = Path(app.outdir).parent / "jupyter_execute" / f"{docname}.glue.json"
     if not path.is_file():
-        path = Path(app.outdir).parent / "jupyter_execute" / f"{docname}.ipynb"
-    return _glued_values(nbformat.read(path, as_version=4)) if path.is_file() else {}
+        return {}
+    values = {}
+    for key, output in json.loads(path.read_text(encoding="utf-8")).items():
+        text = output.get("data", {}).get("text/plain")
+        if text is not None:
+            values[key] = text if isinstance(text, str) else "".join(text)
+    return values
 
 
 class _Edition:
@@ -440,7 +447,7 @@ def notebook_edition(app: Sphinx, docname: str, nb) -> list[str]:
     """Turn an executed chapter (nbformat node) into the notebook edition, in place.
 
     Returns the roles it could not resolve (empty when all went well)."""
-    edition = _Edition(app, docname, _glued_values(nb))
+    edition = _Edition(app, docname, {**_glued_values(nb), **_other_glued(app, docname)})
     cells = []
     for cell in nb.cells:
         if cell.cell_type == "markdown" and MACROS_MARKER not in cell.source:
