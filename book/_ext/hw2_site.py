@@ -474,6 +474,15 @@ def _notebook_edition_downloads(app: Sphinx, exception) -> None:
     for path in sorted(sources.rglob("*.ipynb")):
         docname = path.relative_to(sources).with_suffix("").as_posix()
         nb = nbformat.read(path, as_version=4)
+        executed = _executed_dir(app) / f"{docname}.ipynb"
+        if _reusing(app) and executed.is_file():
+            # myst-nb writes the notebook it read, not the cached outputs it rendered:
+            # give the download the outputs of the execution (same code, checked above).
+            done = [c for c in nbformat.read(executed, as_version=4).cells if c.cell_type == "code"]
+            ours = [c for c in nb.cells if c.cell_type == "code"]
+            if [c.source for c in done] == [c.source for c in ours]:
+                for cell, source in zip(ours, done):
+                    cell.outputs, cell.execution_count = source.outputs, source.execution_count
         missing = notebook_edition(app, docname, nb)
         if missing:
             LOGGER.warning("%s.ipynb (download): cannot resolve %s", docname, ", ".join(missing),
