@@ -1,7 +1,7 @@
 """Small file helpers shared by the package: the repository root and atomic writes.
 
-Standard library only, so that cheap modules (``hw2.experiments``,
-``hw2.cluster``) can import it without importing torch.
+Standard library only, so that cheap modules (``hw2.experiments``) can
+import it without importing torch.
 """
 from __future__ import annotations
 

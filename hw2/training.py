@@ -34,7 +34,7 @@ from tqdm import tqdm
 from hw2._io import atomic_write
 
 __all__ = ["BatchResult", "EpochResult", "FitResult", "Trainer", "LayerTrainer", "TorchTrainer",
-           "seeded_loaders", "mlp_trainer", "fit_mlp"]
+           "checkpoint_epoch", "seeded_loaders", "mlp_trainer", "fit_mlp"]
 
 #: Version of the checkpoint layout written by :meth:`Trainer.fit`.
 CHECKPOINT_FORMAT = 2
@@ -185,6 +185,23 @@ def _set_rng_state(state: dict[str, Any]) -> None:
     cuda = state.get("cuda")
     if cuda and torch.cuda.is_available() and len(cuda) == torch.cuda.device_count():
         torch.cuda.set_rng_state_all(cuda)
+
+
+def checkpoint_epoch(path: str | os.PathLike) -> int:
+    """Epochs finished according to the checkpoint file ``path`` of :meth:`Trainer.fit`.
+
+    0 when there is no file, or one that cannot be read (``fit`` reports that
+    when it tries to resume). For progress displays; training reads the
+    whole checkpoint with :meth:`Trainer.load_checkpoint`.
+    """
+    path = Path(path)
+    if not path.is_file():
+        return 0
+    try:
+        saved = torch.load(path, map_location="cpu", weights_only=True)
+        return int(saved.get("epoch", 0)) if isinstance(saved, dict) else 0
+    except Exception:  # truncated, not a checkpoint: fit decides what to do with it
+        return 0
 
 
 class Trainer(abc.ABC):

@@ -173,8 +173,22 @@ def test_extra_keywords_go_to_the_model(tiny_env):
 @pytest.mark.parametrize("content, words", [
     ('{"config": {"run_name": "x"}, "results": {"num_epochs": 2, "train_l', "corrupt or incomplete"),
     ('{"config": {"run_name": "x"}}', "incomplete"),
-    ('{"config": {}, "results": {"num_epochs": 1, "train_loss": [1.0]}}', "malformed"),
+    ('{"config": {}, "results": {"num_epochs": 1, "train_loss": [1.0]}}',
+     "results.train_acc is missing"),
     ("", "corrupt or incomplete"),
+    ('{"format": "hw2-experiment/1", "config": {}, "results": {"num_epochs": 2, '
+     '"train_loss": [1, 1], "train_acc": [1, 1], "test_loss": [1], "test_acc": [1, 1]}}',
+     r"results.test_loss has 1 values for num_epochs=2"),
+    ('{"config": {}, "results": {"num_epochs": 1, "train_loss": [NaN], "train_acc": [1], '
+     '"test_loss": [1], "test_acc": [1]}}', "NaN is not strict JSON"),
+    ('{"format": "hw2-experiment/1", "config": {}, "results": {"num_epochs": 1, '
+     '"train_loss": [1], "train_acc": [130], "test_loss": [1], "test_acc": [1]}}',
+     "results.train_acc must hold accuracies in percent"),
+    ('{"config": {"filters_per_layer": "32"}, "results": {"num_epochs": 1, '
+     '"train_loss": [1], "train_acc": [1], "test_loss": [1], "test_acc": [1]}}',
+     "config.filters_per_layer must be a list of integers, got '32'"),
+    ('{"config": {}, "results": {"num_epochs": 1, "train_loss": ["x"], "train_acc": [1], '
+     '"test_loss": [1], "test_acc": [1]}}', "results.train_loss must be a list of numbers"),
 ])
 def test_corrupt_result_file_error_names_the_file(tmp_path, content, words):
     path = tmp_path / "exp1_1_L2_K32.json"
@@ -307,12 +321,12 @@ def test_sweep_killed_mid_run_resumes_and_completes(tiny_cifar, tmp_path, capsys
 
     again = subprocess.run(cmd, env={**os.environ, **ONE_THREAD, **tiny_cifar}, capture_output=True, text=True, timeout=120)
     assert again.returncode == 0, again.stdout + again.stderr
-    assert again.stdout.count("(result exists)") == len(finished)
+    assert f"{len(finished)} already have result files (skipped)" in again.stdout
     records = _check_sweep_folder(out, epochs)
     assert any(r["resumed_from_checkpoint"] for r in records)
     # A finished sweep is a no-op.
     assert ex.main(cmd[3:]) == 0
-    assert capsys.readouterr().out.count("(result exists)") == 3
+    assert "3 already have result files (skipped), 0 to run" in capsys.readouterr().out
 
 
 def test_rerun_removes_temp_files_of_a_killed_attempt(tiny_env, tmp_path):
@@ -332,13 +346,17 @@ def test_rerun_removes_temp_files_of_a_killed_attempt(tiny_env, tmp_path):
 def test_sweep_with_worker_processes(tiny_env, tmp_path, monkeypatch):
     # The one-process-per-GPU path, exercised on the CPU with two workers
     # (forked rather than spawned: no second import of torch).
-    monkeypatch.setattr(ex, "_MP_START", "fork")
+    import io
+
+    from hw2.experiments import executors
+
+    monkeypatch.setattr(executors, "_MP_START", "fork")
     jobs = ex.sweep_jobs(["tiny"], {"epochs": 2, "out_dir": str(tmp_path / "out")},
                          grid=write_grid(tmp_path / "grid.json", 2), protocol=None)
-    lines = []
-    assert ex.run_sweep(jobs, gpus=[0, 1], log=lines.append) == []
+    stream = io.StringIO()
+    assert ex.run_sweep(jobs, executors.LocalExecutor(gpus=[0, 1]), stream=stream) == 0
     _check_sweep_folder(tmp_path / "out", 2)
-    assert sum("best test loss at epoch" in line for line in lines) == 3
+    assert stream.getvalue().count("best test loss at epoch") == 3
 
 
 def test_sweep_dry_run_lists_runs(tmp_path, capsys):
@@ -472,7 +490,7 @@ def test_protocols_are_presets_recorded_in_every_run(tmp_path, monkeypatch):
     assert {Path(j["out_dir"]) for j in jobs} == {tmp_path / "cpu"}
     with pytest.raises(ValueError, match="unknown protocol 'tpu'; choose one of gpu, cpu"):
         ex.sweep_jobs(["exp1_1"], protocol="tpu")
-    with pytest.raises(ValueError, match="protocol='tpu': unknown protocol"):
+    with pytest.raises(ValueError, match="RunConfig: protocol must be one of 'gpu', 'cpu', got 'tpu'"):
         ex.RunConfig(run_name="x", protocol="tpu")
 
 
@@ -520,3 +538,74 @@ def test_a_diverged_run_is_written_as_strict_json(tiny_env, tmp_path):
     assert record["diverged"] is True and None in record["results"]["train_loss"]
     _, fit = ex.load_experiment(path)
     assert any(v != v for v in fit.train_loss)  # null reads back as NaN
+
+
+# --------------------------------------------------------------------------
+# The runner's structure: defaults written once, imports one way
+# --------------------------------------------------------------------------
+
+def test_cli_runconfig_and_run_experiment_agree_on_every_default(capsys):
+    """The CLI's options are RunConfig's fields: same names, same defaults, help for each."""
+    import dataclasses
+    import inspect
+
+    from hw2.experiments import cli
+
+    fields = {f.name: f for f in dataclasses.fields(ex.RunConfig)}
+    defaults = {name: (f.default if f.default is not dataclasses.MISSING else f.default_factory())
+                for name, f in fields.items() if name != "run_name"}
+    helps = cli.field_help()
+    assert set(helps) == set(fields), f"fields without a comment: {set(fields) - set(helps)}"
+    with pytest.raises(SystemExit):
+        cli.build_parser().parse_args(["run-exp", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    for name, default in defaults.items():
+        flag = "--" + name.replace("_", "-")
+        assert flag in text, f"{flag} missing from run-exp --help"
+        if name in cli.REQUIRED:
+            continue
+        shown = "none" if default in (None, {}) else (
+            " ".join(map(str, default)) if isinstance(default, list) else str(default))
+        assert f"(default: {shown})" in text, f"{flag}: default {shown} not in the help"
+    # run_experiment takes RunConfig's fields as keywords, with RunConfig's defaults.
+    assert not [p for p in inspect.signature(ex.run_experiment).parameters.values()
+                if p.default is not inspect.Parameter.empty and p.name != "verbose"]
+    # The CLI builds the same config from nothing but the required flags.
+    args = cli.build_parser().parse_args(["run-exp", "-n", "a", "-K", "64", "-L", "2"])
+    from_cli = ex.RunConfig.from_dict(cli._config_from_args(args))
+    assert from_cli == ex.RunConfig(run_name="a")
+
+
+def test_run_exp_protocol_preset_and_flags(tmp_path):
+    from hw2.experiments import cli
+
+    args = cli.build_parser().parse_args(["run-exp", "-n", "a", "-K", "8", "-L", "1",
+                                          "--protocol", "cpu", "--epochs", "2"])
+    spec = cli._config_from_args(args)
+    assert spec == {"run_name": "a", "filters_per_layer": [8], "layers_per_block": 1,
+                    "protocol": "cpu", "epochs": 2}
+
+
+def test_the_runner_package_imports_one_way():
+    """config -> grid -> results -> device -> runner -> sweep -> executors/slurm -> cli: no module
+    imports one after it, and none uses another module's private name."""
+    import ast
+
+    order = ["config", "grid", "results", "device", "runner", "sweep", "executors", "slurm",
+             "cli"]
+    package = Path(ex.__file__).parent
+    for i, name in enumerate(order):
+        tree = ast.parse((package / f"{name}.py").read_text())
+        for node in ast.walk(tree):
+            if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("hw2.experiments."):
+                target = node.module.split(".")[2]
+                assert order.index(target) < i or (name, target) == ("slurm", "executors"), \
+                    f"{name} imports {target}, which comes after it"
+                private = [a.name for a in node.names if a.name.startswith("_")]
+                assert not private, f"{name} imports private {private} from {target}"
+        lines = (package / f"{name}.py").read_text().splitlines()
+        assert len(lines) <= 450, f"{name}.py has {len(lines)} lines"
+    import subprocess
+    code = "import sys, hw2.experiments; print('torch' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False", "importing hw2.experiments imports torch"

@@ -22,8 +22,9 @@ from pathlib import Path
 
 import pytest
 
-from helpers import check_result_file
-from hw2 import cluster, experiments
+from helpers import check_result_file, write_finished_result
+from hw2 import experiments
+from hw2.experiments import cli, executors, slurm, sweep
 
 ROOT = Path(__file__).resolve().parents[1]
 CLI = [sys.executable, "-m", "hw2.experiments"]
@@ -224,7 +225,7 @@ def test_cancelled_run_resumes_from_its_checkpoint(slurm_cluster, tiny_cifar, tm
     assert "not waiting" in r.output
     new_id = ledger(log_dir)[str(out / "slow_L1_K8.json")]["job_id"]
     assert new_id != job_id
-    assert cluster.slurm_states([new_id]) == {new_id: "PENDING"}
+    assert slurm.slurm_states([new_id]) == {new_id: "PENDING"}
     # ... then the same command again: it waits for that job instead of submitting another.
     proc, lines = popen_lines(cmd, env)
     try:
@@ -295,17 +296,17 @@ def test_slurm_options_from_toml_and_flags(tmp_path):
         [slurm.additional]
         exclude = "node13"
     """))
-    parser = experiments._parser()
+    parser = cli.build_parser()
     args = parser.parse_args(["sweep", "exp1_1", "--executor", "slurm", "--slurm-config", str(path),
                               "--slurm-time", "30", "--no-wait"])
-    ex = cluster.executor_from_args(args)
-    assert isinstance(ex, cluster.SlurmExecutor) and not ex.wait
+    ex = cli.executor_from_args(args)
+    assert isinstance(ex, slurm.SlurmExecutor) and not ex.wait
     p = ex.options.submitit_parameters()
     assert p["partition"] == "gpu" and p["time"] == 30 and p["gpus_per_node"] == 1
     assert p["cpus_per_task"] == 8 and p["mem"] == "32GB" and p["setup"] == ["module load cuda"]
     assert p["additional_parameters"] == {"exclude": "node13"}
-    local = cluster.executor_from_args(parser.parse_args(["sweep", "exp1_1"]))
-    assert isinstance(local, cluster.LocalExecutor)
+    local = cli.executor_from_args(parser.parse_args(["sweep", "exp1_1"]))
+    assert isinstance(local, executors.LocalExecutor)
 
 
 @pytest.mark.parametrize("text, match", [
@@ -317,7 +318,7 @@ def test_bad_slurm_config_is_named(tmp_path, text, match):
     path = tmp_path / "bad.toml"
     path.write_text(text)
     with pytest.raises(ValueError, match=match):
-        cluster.SlurmOptions.from_file(path)
+        slurm.SlurmOptions.from_file(path)
     if "partiton" not in text:
         return  # one trip through the command line is enough
     r = subprocess.run([*CLI, "sweep", "exp1_1", "--executor",
@@ -327,7 +328,7 @@ def test_bad_slurm_config_is_named(tmp_path, text, match):
 
 
 TRACEBACK = """Traceback (most recent call last):
-  File "/x/hw2/experiments.py", line 10, in run_job
+  File "/x/hw2/experiments/sweep.py", line 10, in run_job
     raise DataError("boom")
 hw2.data.DataError: boom
   more words of the message
@@ -335,16 +336,16 @@ hw2.data.DataError: boom
 
 
 def test_error_summary_names_the_exception():
-    assert cluster.error_summary(TRACEBACK) == "hw2.data.DataError: boom"
-    assert cluster.error_summary("job 3 ended CANCELLED") == "job 3 ended CANCELLED"
-    assert cluster.error_summary("") == ""
+    assert sweep.error_summary(TRACEBACK) == "hw2.data.DataError: boom"
+    assert sweep.error_summary("job 3 ended CANCELLED") == "job 3 ended CANCELLED"
+    assert sweep.error_summary("") == ""
 
 
 def test_finished_runs_are_not_submitted(tmp_path):
     """Runs whose result file exists never reach the executor; the exit code counts failures."""
     specs = experiments.sweep_jobs(["exp1_3"], {"out_dir": str(tmp_path)})
-    done = cluster.plan_run(specs[0]).result
-    done.write_text("{}")
+    write_finished_result(specs[0])
+    sweep.plan_run(specs[1]).result.write_text("{}")  # not a result: the run trains again
     seen = []
 
     class Recorder:
@@ -352,14 +353,15 @@ def test_finished_runs_are_not_submitted(tmp_path):
 
         def execute(self, runs):
             seen.extend(r.name for r in runs)
-            return [cluster.Outcome(r, "failed" if r.name.endswith("L4_K64-128-256") else "done",
+            return [sweep.Outcome(r, "failed" if r.name.endswith("L4_K64-128-256") else "done",
                                     TRACEBACK, log=Path("/logs/x.err")) for r in runs]
 
     import io
     stream = io.StringIO()
-    assert cluster.run_sweep(specs, Recorder(), stream=stream) == 1
+    assert sweep.run_sweep(specs, Recorder(), stream=stream) == 1
     assert seen == ["exp1_3_L2_K64-128-256", "exp1_3_L3_K64-128-256", "exp1_3_L4_K64-128-256"]
     text = stream.getvalue()
+    assert "exp1_3_L2_K64-128-256: result file " in text and "is incomplete" in text
     assert "exp1_3_L4_K64-128-256: hw2.data.DataError: boom\n      log: /logs/x.err\n" in text
     assert "1 already have result files (skipped), 3 to run" in text
 
@@ -374,10 +376,10 @@ def test_local_executor_runs_the_sweep_here(tiny_cifar, tmp_path, monkeypatch):
     specs = experiments.sweep_jobs(["smoke"], {"out_dir": str(tmp_path)}, grid=grid, protocol=None)
     import io
     stream = io.StringIO()
-    assert cluster.run_sweep(specs, "local", stream=stream, gpus=0) == 0
+    assert sweep.run_sweep(specs, executors.LocalExecutor(gpus=0), stream=stream) == 0
     for name in ("smoke_L1_K8.json", "smoke_L2_K8.json"):
         check_result(tmp_path / name, epochs=1)
     assert "2 of 2 runs have results" in stream.getvalue()
     stream = io.StringIO()
-    assert cluster.run_sweep(specs, "local", stream=stream) == 0
+    assert sweep.run_sweep(specs, executors.LocalExecutor(), stream=stream) == 0
     assert "2 already have result files (skipped), 0 to run" in stream.getvalue()

@@ -1,0 +1,310 @@
+"""The command line: ``python -m hw2.experiments {run-exp,sweep,list}``.
+
+Every option of a run is generated from a field of :class:`RunConfig`: its
+type, its default and its comment (the help text). The original
+assignment's short flags (-n -o -s -K -L -P -H -M) stay. Bad input is one
+line on stderr and exit code 2; a run that fails is exit code 1.
+
+    python -m hw2.experiments run-exp -n NAME -K 32 64 -L 2 -P 2 -H 100 -M resnet
+    python -m hw2.experiments sweep exp1_1 exp1_2 --protocol cpu [--dry-run]
+    python -m hw2.experiments list
+"""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import inspect
+import io
+import json
+import sys
+import tokenize
+
+from hw2.experiments import config as config_module
+from hw2.experiments.config import LR_SCHEDULES, MODEL_TYPES, OPTIMIZERS, PROTOCOLS, RunConfig
+from hw2.experiments.executors import LocalExecutor
+from hw2.experiments.grid import get_protocol, resolve_grid
+from hw2.experiments.results import result_state, summary_line
+from hw2.experiments.runner import build_model, run_config
+from hw2.experiments.sweep import run_sweep, sweep_jobs
+
+__all__ = ["build_parser", "run_options", "field_help", "executor_from_args", "main"]
+
+#: The original assignment's short flags.
+SHORT_FLAGS = {"run_name": "-n", "out_dir": "-o", "seed": "-s", "filters_per_layer": "-K",
+               "layers_per_block": "-L", "pool_every": "-P", "hidden_dims": "-H",
+               "model_type": "-M", "device": "-d"}
+CHOICES = {"model_type": list(MODEL_TYPES), "optimizer": list(OPTIMIZERS),
+           "lr_schedule": list(LR_SCHEDULES), "protocol": list(PROTOCOLS)}
+#: Options run-exp requires, as the original assignment's command line does.
+REQUIRED = ("run_name", "filters_per_layer", "layers_per_block")
+METAVARS = {"filters_per_layer": "K", "layers_per_block": "L", "pool_every": "P",
+            "hidden_dims": "H", "model_kw": "KEY=VALUE"}
+
+
+class _ArgumentParser(argparse.ArgumentParser):
+    """argparse, but errors are one line on stderr and exit code 2."""
+
+    def error(self, message):
+        self.exit(2, f"{self.prog}: error: {message}\n")
+
+
+# --------------------------------------------------------------------------
+# Options generated from RunConfig
+# --------------------------------------------------------------------------
+
+def field_help() -> dict[str, str]:
+    """``{field: its comment}`` from the source of :class:`RunConfig`.
+
+    A field's comment is the ``#`` text on its line and on the comment-only
+    lines right under it.
+    """
+    source = inspect.getsource(config_module.RunConfig)
+    names = {f.name for f in dataclasses.fields(RunConfig)}
+    helps: dict[str, list[str]] = {}
+    current, line_of_current = None, None
+    for tok in tokenize.generate_tokens(io.StringIO(source).readline):
+        row = tok.start[0]
+        if tok.type == tokenize.NAME and tok.string in names and tok.start[1] == 4:
+            current, line_of_current = tok.string, row
+        elif tok.type == tokenize.COMMENT and current is not None:
+            text = tok.string.lstrip("#").strip()
+            if text.startswith("---"):  # a section comment ends the field's help
+                current = None
+            elif row == line_of_current or row == line_of_current + len(helps.get(current, [])):
+                helps.setdefault(current, []).append(text)
+            else:
+                current = None
+    return {name: " ".join(parts) for name, parts in helps.items()}
+
+
+def _typed(kind: str, flag: str):
+    """An argparse ``type`` for a field's annotation, with errors that name the flag."""
+    def parse(text: str):
+        if kind.endswith("| None") and text.lower() in ("none", "all", "full"):
+            return None
+        base = kind.split("|")[0].strip()
+        try:
+            if base == "int":
+                return int(text)
+            if base == "float":
+                return float(text)
+        except ValueError:
+            what = "an integer" if base == "int" else "a number"
+            raise argparse.ArgumentTypeError(
+                f"{text!r} is not {what}{' (or none)' if '| None' in kind else ''}") from None
+        return text
+
+    parse.__name__ = flag
+    return parse
+
+
+def _key_value(text: str):
+    key, sep, value = text.partition("=")
+    if not sep or not key:
+        raise argparse.ArgumentTypeError(f"expected KEY=VALUE, got {text!r}")
+    try:
+        parsed = json.loads(value)
+    except json.JSONDecodeError:
+        parsed = value  # a bare string
+    return key, parsed
+
+
+def run_options(parser: argparse.ArgumentParser, *, with_name: bool) -> None:
+    """Add one option per :class:`RunConfig` field to ``parser``.
+
+    Options that are not given stay out of the parsed namespace (so a sweep
+    tells overrides from defaults); the help shows every default.
+    """
+    helps = field_help()
+    group = parser.add_argument_group("run configuration (RunConfig fields)")
+    for f in dataclasses.fields(RunConfig):
+        if f.name == "run_name" and not with_name:
+            continue
+        long = "--" + f.name.replace("_", "-")
+        flags = [SHORT_FLAGS[f.name], long] if f.name in SHORT_FLAGS else [long]
+        if f.default is not dataclasses.MISSING:
+            default = f.default
+        elif f.default_factory is not dataclasses.MISSING:
+            default = f.default_factory()
+        else:
+            default = None  # run_name: required
+        kind = str(f.type)
+        kw: dict = dict(dest=f.name, default=argparse.SUPPRESS)
+        shown = "none" if default is None else (
+            " ".join(map(str, default)) if isinstance(default, list) else default)
+        help_text = helps.get(f.name, "")
+        if with_name and f.name in REQUIRED:
+            kw.update(required=True)
+            help_text += " (required)"
+        elif f.name != "run_name":
+            help_text += f" (default: {shown if shown != {} else 'none'})"
+        if kind == "bool":
+            kw.update(action=argparse.BooleanOptionalAction)
+        elif kind == "list[int]":
+            kw.update(type=_typed("int", long), nargs="*" if f.name == "hidden_dims" else "+")
+        elif kind.startswith("dict"):
+            kw.update(type=_key_value, nargs="+")
+        else:
+            kw.update(type=_typed(kind, long))
+        if f.name in CHOICES:
+            kw.update(choices=CHOICES[f.name])
+        if f.name in METAVARS:
+            kw.update(metavar=METAVARS[f.name])
+        group.add_argument(*flags, help=help_text.replace("%", "%%"), **kw)
+
+
+def _config_from_args(args: argparse.Namespace) -> dict:
+    fields = {f.name for f in dataclasses.fields(RunConfig)}
+    spec = {k: v for k, v in vars(args).items() if k in fields}
+    if "model_kw" in spec:
+        spec["model_kw"] = dict(spec["model_kw"] or [])
+    return spec
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The parser of ``python -m hw2.experiments``."""
+    p = _ArgumentParser(prog="python -m hw2.experiments",
+                        description="Train the architecture experiments of Part 3 and write "
+                                    "JSON results.")
+    sub = p.add_subparsers(dest="command", required=True, parser_class=_ArgumentParser)
+
+    run = sub.add_parser("run-exp", help="run one configuration",
+                         description="Train one configuration and write its result file. "
+                                     "--protocol starts from a preset; flags override it.")
+    run_options(run, with_name=True)
+
+    sw = sub.add_parser("sweep", help="run named experiments of the grid (skips finished "
+                                      "runs)")
+    sw.add_argument("experiments", nargs="+", metavar="NAME",
+                    help="e.g. exp1_1 exp1_2 (see 'list')")
+    sw.add_argument("--grid-file", help="JSON file of experiments to use instead of the "
+                                        "book's grid")
+    sw.add_argument("--set", type=_key_value, nargs="+", metavar="KEY=VALUE", default=[],
+                    help="override any RunConfig field, JSON values")
+    sw.add_argument("--dry-run", action="store_true",
+                    help="list the runs and whether they are done")
+    sw.add_argument("--gpus", type=int, default=None,
+                    help="local worker processes, one per GPU (default: every visible GPU)")
+    _executor_options(sw)
+    run_options(sw, with_name=False)
+
+    ls = sub.add_parser("list", help="list the experiments and their runs")
+    ls.add_argument("--grid-file", help="JSON file of experiments to use instead of the "
+                                        "book's grid")
+    ls.add_argument("--protocol", choices=[*PROTOCOLS, "none"], default=None,
+                    help="the preset the runs follow (default: gpu; none with --grid-file)")
+    return p
+
+
+def _executor_options(parser: argparse.ArgumentParser) -> None:
+    g = parser.add_argument_group("where the runs execute")
+    g.add_argument("--executor", choices=("local", "slurm"), default="local",
+                   help="local: this machine, one worker per GPU when there are several "
+                        "(default); slurm: a job array on a SLURM cluster, through submitit")
+    g.add_argument("--slurm-config", metavar="FILE",
+                   help="TOML or JSON file of SLURM options "
+                        "(tools/slurm/sweep.example.toml); the flags below override it")
+    g.add_argument("--slurm-partition", metavar="NAME", help="partition to submit to")
+    g.add_argument("--slurm-time", type=int, metavar="MIN", help="time limit per run, minutes")
+    g.add_argument("--slurm-cpus", type=int, metavar="N", help="CPUs per run")
+    g.add_argument("--slurm-gpus", type=int, metavar="N", help="GPUs per run")
+    g.add_argument("--slurm-mem-gb", type=float, metavar="GB", help="memory per run")
+    g.add_argument("--slurm-log-dir", metavar="DIR",
+                   help="job logs and submitit's files (default: <out dir>/slurm_logs; on a "
+                        "cluster a folder every node can read)")
+    g.add_argument("--no-wait", action="store_true",
+                   help="submit and return; running the same command again waits for the "
+                        "jobs")
+
+
+def executor_from_args(args: argparse.Namespace):
+    """The executor the sweep's flags describe; a ValueError names a bad value."""
+    executor = getattr(args, "executor", None) or "local"
+    if executor == "local":
+        return LocalExecutor(gpus=getattr(args, "gpus", None))
+    if executor != "slurm":
+        raise ValueError(f"unknown executor {executor!r}; choose local or slurm")
+    from hw2.experiments.slurm import SlurmExecutor, SlurmOptions
+
+    config = getattr(args, "slurm_config", None)
+    options = SlurmOptions.from_file(config) if config else SlurmOptions()
+    options = options.updated({
+        "partition": getattr(args, "slurm_partition", None),
+        "time_min": getattr(args, "slurm_time", None),
+        "cpus_per_task": getattr(args, "slurm_cpus", None),
+        "gpus_per_node": getattr(args, "slurm_gpus", None),
+        "mem_gb": getattr(args, "slurm_mem_gb", None),
+        "log_dir": getattr(args, "slurm_log_dir", None),
+    }, source="the command line")
+    return SlurmExecutor(options, wait=not getattr(args, "no_wait", False))
+
+
+# --------------------------------------------------------------------------
+# Commands
+# --------------------------------------------------------------------------
+
+def _cmd_run(args) -> int:
+    spec = _config_from_args(args)
+    preset = get_protocol(spec.get("protocol"))
+    if preset is not None:
+        spec = {**preset.settings, **spec}
+    cfg = RunConfig.from_dict(spec)
+    path = run_config(cfg, verbose=None)  # builds the model before it loads any data
+    print(f"wrote {path}: {summary_line(path)}")
+    return 0
+
+
+def _cmd_sweep(args) -> int:
+    overrides = _config_from_args(args)
+    overrides.update(dict(args.set))
+    protocol = overrides.pop("protocol", None) or (None if args.grid_file else "gpu")
+    jobs = sweep_jobs(args.experiments, overrides, grid=args.grid_file, protocol=protocol)
+    for spec in jobs:  # impossible configurations fail before any training
+        build_model(RunConfig.from_dict(spec))
+    if args.dry_run:
+        for spec in jobs:
+            cfg = RunConfig.from_dict(spec)
+            state = result_state(cfg)[0]
+            state = {"done": "done", "missing": "todo"}.get(state, "bad ")
+            sizes = f"{cfg.train_size or 'all'}/{cfg.val_size or 0}/{cfg.test_size or 'all'}"
+            print(f"{state}  {cfg.file_stem:28s} {cfg.model_type:6s} "
+                  f"channels={len(cfg.channels)} P={cfg.resolved_pool_every} "
+                  f"epochs={cfg.epochs} bs={cfg.bs_train} lr={cfg.lr:g} "
+                  f"train/val/test={sizes}")
+        print(f"{len(jobs)} runs -> {RunConfig.from_dict(jobs[0]).resolved_out_dir}")
+        return 0
+    return run_sweep(jobs, executor_from_args(args), stream=sys.stdout)
+
+
+def _cmd_list(args) -> int:
+    protocol = args.protocol or (None if args.grid_file else "gpu")
+    protocol = None if protocol == "none" else protocol
+    for name, exp in resolve_grid(args.grid_file).items():
+        runs = exp.runs(protocol=protocol)
+        print(f"{name}: {exp.title} ({len(runs)} runs)")
+        for cfg in runs:
+            print(f"    {cfg.file_stem:28s} P={cfg.resolved_pool_every}")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the command line; returns the exit code."""
+    args = build_parser().parse_args(argv)
+    command = {"run-exp": _cmd_run, "sweep": _cmd_sweep, "list": _cmd_list}[args.command]
+    try:
+        return command(args)
+    except ValueError as e:  # bad configuration: one line, exit code 2, no traceback
+        print(f"python -m hw2.experiments: error: {e}", file=sys.stderr)
+        return 2
+    except RuntimeError as e:
+        from hw2.data import DataError
+
+        if not isinstance(e, DataError):
+            raise
+        print(f"python -m hw2.experiments: {e}", file=sys.stderr)  # how to provide the data
+        return 1
+    except KeyboardInterrupt:
+        print("python -m hw2.experiments: interrupted (runs with checkpoints resume when "
+              "restarted)", file=sys.stderr)
+        return 130
+

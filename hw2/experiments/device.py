@@ -1,0 +1,60 @@
+"""The device a run trains on: which one, what it is called, how it is set up for speed."""
+from __future__ import annotations
+
+import platform
+
+__all__ = ["resolve_device", "device_name", "configure_backends"]
+
+
+def resolve_device(name: str):
+    """The ``torch.device`` of a config's ``device``; a ValueError if it is not here."""
+    import torch
+
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    device = torch.device(name)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"device={name!r}: CUDA is not available on this machine")
+    if device.type == "cuda" and device.index is not None \
+            and device.index >= torch.cuda.device_count():
+        raise ValueError(f"device={name!r}: this machine has {torch.cuda.device_count()} "
+                         f"CUDA device(s)")
+    if device.type == "mps" and not torch.backends.mps.is_available():
+        raise ValueError(f"device={name!r}: Apple's MPS is not available on this machine")
+    return device
+
+
+def device_name(device) -> str:
+    """A human-readable name: the GPU model, or the CPU model."""
+    import torch
+
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(device)
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine() or "CPU"
+
+
+def configure_backends(device) -> None:
+    """Process-wide speed settings: cuDNN autotuning and TF32 matmuls on CUDA;
+    flushing denormals to zero on a CPU.
+
+    A network that stops learning (a deep plain net whose signal dies out)
+    fills its activations and gradients with denormal floats, numbers below
+    1e-38 that x86 CPUs compute about a hundred times more slowly: an epoch
+    of such a run went from 14 s to 285 s. Treating them as zero changes no
+    result that matters and keeps every epoch at full speed.
+    """
+    import torch
+
+    if device.type == "cpu":
+        torch.set_flush_denormal(True)
+    if device.type == "cuda":
+        torch.backends.cudnn.benchmark = True
+        torch.backends.cuda.matmul.allow_tf32 = True
+        torch.backends.cudnn.allow_tf32 = True

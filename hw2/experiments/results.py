@@ -1,0 +1,280 @@
+"""Result files: their format, writing them, reading and checking them.
+
+One run writes one JSON file, ``<out_dir>/<run_name>_L<L>_K<k1>-<k2>....json``
+(``results/README.md`` documents every field). It is written atomically
+(complete or absent) as strict JSON: a diverged run's NaN losses are written
+as ``null`` and the run is marked ``"diverged": true``.
+
+:func:`load_experiment` also reads the original course's files, whose
+``train_loss`` / ``test_loss`` hold one loss per *batch*. Every problem with a
+file is an :class:`ExperimentFileError` that names the file and the field.
+"""
+from __future__ import annotations
+
+import functools
+import hashlib
+import json
+import math
+import os
+import subprocess
+from pathlib import Path
+from typing import Any
+
+from hw2._io import atomic_write, repo_root
+from hw2.experiments.config import RunConfig, result_path, results_dir
+from hw2.experiments.grid import Experiment, resolve_grid
+
+__all__ = [
+    "RESULT_FORMAT",
+    "ExperimentFileError",
+    "write_result",
+    "shown_path",
+    "code_provenance",
+    "load_experiment",
+    "load_record",
+    "result_state",
+    "experiment_status",
+    "summary_line",
+]
+
+RESULT_FORMAT = "hw2-experiment/1"
+_CURVES = ("train_loss", "train_acc", "test_loss", "test_acc")
+_VAL_CURVES = ("val_loss", "val_acc")
+
+
+class ExperimentFileError(ValueError):
+    """A result file that cannot be read or is malformed, named in the message."""
+
+
+# --------------------------------------------------------------------------
+# Writing
+# --------------------------------------------------------------------------
+
+def _strict(obj):
+    """``obj`` with every non-finite float (NaN, ±inf) replaced by None: strict JSON."""
+    if isinstance(obj, float):
+        return obj if math.isfinite(obj) else None
+    if isinstance(obj, dict):
+        return {k: _strict(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_strict(v) for v in obj]
+    return obj
+
+
+def write_result(path: Path, record: dict) -> None:
+    """``record`` as indented strict JSON (non-finite numbers as null), atomically."""
+    def write(f):
+        json.dump(_strict(record), f, indent=1, allow_nan=False)
+        f.write("\n")
+    atomic_write(path, write, text=True)  # 0644: results are meant to be shared
+
+
+def shown_path(path) -> str | None:
+    """A path as a result file records it: relative to the repository (or the
+    current folder) when inside it, so no machine's folder names are stored."""
+    if path is None:
+        return None
+    resolved = Path(path).expanduser().resolve()
+    for base in (repo_root(), Path.cwd()):
+        if resolved.is_relative_to(base):
+            return resolved.relative_to(base).as_posix() or "."
+    return os.fspath(path)
+
+
+@functools.lru_cache(maxsize=1)
+def code_provenance() -> dict[str, Any]:
+    """Which code produced a result: a hash of the ``hw2`` sources, and the git commit.
+
+    ``source_sha256`` hashes every ``hw2/**/*.py`` (path and content), so it
+    identifies the code with or without git. In a git checkout, ``commit`` is
+    ``HEAD`` and ``dirty`` says whether tracked files differed from it.
+    Computed once per process, when the first run starts: a sweep records the
+    code it imported, even if files change while it trains.
+    """
+    package = Path(__file__).resolve().parents[1]
+    digest = hashlib.sha256()
+    for file in sorted(package.rglob("*.py")):
+        digest.update(file.relative_to(package).as_posix().encode() + b"\0")
+        digest.update(file.read_bytes())
+    info: dict[str, Any] = {"source_sha256": digest.hexdigest()}
+
+    def git(*args):
+        return subprocess.run(["git", "-C", os.fspath(package.parent), *args],
+                              capture_output=True, text=True, timeout=30,
+                              check=True).stdout.strip()
+
+    try:
+        info["commit"] = git("rev-parse", "HEAD")
+        info["dirty"] = bool(git("status", "--porcelain", "--untracked-files=no"))
+    except (OSError, subprocess.SubprocessError):
+        pass  # not a git checkout (an installed package): the source hash identifies it
+    return info
+
+
+# --------------------------------------------------------------------------
+# Reading
+# --------------------------------------------------------------------------
+
+def load_experiment(path: str | os.PathLike):
+    """``(config, FitResult)`` of a result file; ``config`` is a plain dict.
+
+    Reads this book's files and the original course's (``{"config",
+    "results"}`` with one loss per batch). A missing, truncated or malformed
+    file raises :class:`ExperimentFileError` naming it.
+    """
+    record, fit_res = _read(path)
+    return record["config"], fit_res
+
+
+def load_record(path: str | os.PathLike) -> dict:
+    """The whole JSON record of a result file (timing, device, versions, ...).
+
+    Validated like :func:`load_experiment`: errors name the file.
+    """
+    return _read(path)[0]
+
+
+def _read(path: str | os.PathLike):
+    from hw2.training import FitResult
+
+    path = Path(path)
+    def no_constants(name):  # NaN, Infinity: Python's json reads them, JSON has none
+        raise ExperimentFileError(f"result file {path}: {name} is not strict JSON (a "
+                                  f"diverged value is written as null)")
+
+    try:
+        record = json.loads(path.read_text(encoding="utf-8"), parse_constant=no_constants)
+    except OSError as e:
+        raise ExperimentFileError(f"cannot read result file {path}: {e.strerror or e}") from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise ExperimentFileError(f"result file {path} is corrupt or incomplete "
+                                  f"(not valid JSON: {e})") from None
+    if not isinstance(record, dict) or not isinstance(record.get("config"), dict) \
+            or not isinstance(record.get("results"), dict):
+        raise ExperimentFileError(f"result file {path} is incomplete: it needs 'config' and "
+                                  f"'results' objects")
+    results = record["results"]
+    book_format = record.get("format") is not None
+    if book_format and record["format"] != RESULT_FORMAT:
+        raise ExperimentFileError(f"result file {path}: format {record['format']!r} is not "
+                                  f"{RESULT_FORMAT!r}")
+
+    def bad(field, why):
+        raise ExperimentFileError(f"result file {path}: results.{field} {why}")
+
+    epochs = results.get("num_epochs")
+    if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 0:
+        bad("num_epochs", f"must be a non-negative integer, got {epochs!r}")
+    curves = {}
+    for name in (*_CURVES, *_VAL_CURVES):
+        if name not in results:
+            if name in _VAL_CURVES:
+                continue
+            bad(name, "is missing")
+        values = results[name]
+        if not isinstance(values, list) or not all(
+                v is None or (isinstance(v, (int, float)) and not isinstance(v, bool))
+                for v in values):
+            bad(name, "must be a list of numbers (null for a diverged value)")
+        curves[name] = [math.nan if v is None else float(v) for v in values]
+    for name, values in curves.items():
+        per_batch = not book_format and name.endswith("_loss") and epochs \
+            and len(values) >= epochs and len(values) % epochs == 0
+        if len(values) != epochs and not per_batch:
+            bad(name, f"has {len(values)} values for num_epochs={epochs}")
+        if book_format and name.endswith("_acc") and any(
+                not 0 <= v <= 100 for v in values if not math.isnan(v)):
+            bad(name, "must hold accuracies in percent (0 to 100)")
+    for field in ("filters_per_layer",):
+        value = record["config"].get(field)
+        if value is not None and (not isinstance(value, list) or not all(
+                isinstance(v, int) and not isinstance(v, bool) for v in value)):
+            raise ExperimentFileError(f"result file {path}: config.{field} must be a list "
+                                      f"of integers, got {value!r}")
+    return record, FitResult(num_epochs=epochs, **curves)
+
+
+# --------------------------------------------------------------------------
+# Which runs are done
+# --------------------------------------------------------------------------
+
+def result_state(cfg: RunConfig) -> tuple[str, str]:
+    """``(state, reason)`` of a run's result file: ``'done'``, ``'missing'`` or ``'invalid'``.
+
+    Done means a valid result file of *this* run: it loads, and its
+    configuration trains what ``cfg`` trains (:meth:`RunConfig.identity`;
+    the seed is compared only when ``cfg`` fixes one). A corrupt file, or
+    one of another run or other settings, is ``'invalid'`` with the reason.
+    """
+    path = result_path(cfg)
+    if not path.exists():
+        return "missing", ""
+    try:
+        record = load_record(path)
+        if record.get("format") != RESULT_FORMAT:
+            return "invalid", f"{path} is not a result file of hw2.experiments"
+        recorded = RunConfig.from_dict({k: v for k, v in record["config"].items()
+                                        if k not in ("channels",)})
+    except (ExperimentFileError, ValueError, TypeError) as e:
+        return "invalid", str(e)
+    want, have = cfg.identity(), recorded.identity()
+    if cfg.seed is None:
+        want.pop("seed"), have.pop("seed")
+    differ = sorted(k for k in want if want[k] != have.get(k))
+    if differ:
+        shown = ", ".join(f"{k}: {have.get(k)!r} in the file, {want[k]!r} wanted"
+                          for k in differ[:3])
+        return "invalid", f"{path} holds a run with other settings ({shown})"
+    return "done", ""
+
+
+def experiment_status(name: str, results_dir: str | os.PathLike | None = None, *,
+                      grid: dict[str, Experiment] | str | os.PathLike | None = None,
+                      protocol: str | None = "gpu"):
+    """``[(RunConfig, result path or None), ...]`` for every run of an experiment.
+
+    ``None`` marks a run without a valid result file in ``results_dir``
+    (default ``results_dir()/<protocol>``). The chapters use it to say what
+    is missing.
+    """
+    experiments = resolve_grid(grid)
+    if name not in experiments:
+        raise ValueError(f"unknown experiment {name!r}; known: {', '.join(experiments)}")
+    if results_dir is None:
+        folder = _results_dir() / protocol if protocol else _results_dir()
+    else:
+        folder = Path(results_dir)
+    status = []
+    for cfg in experiments[name].runs({"out_dir": os.fspath(folder)}, protocol=protocol):
+        done = result_state(cfg)[0] == "done"
+        status.append((cfg, result_path(cfg) if done else None))
+    return status
+
+
+_results_dir = results_dir  # for experiment_status, whose parameter of that name shadows it
+
+
+def summary_line(path: Path) -> str:
+    """One line: epochs, the selected epoch's accuracies, time and throughput."""
+    rec = load_record(path)
+    res, timing = rec["results"], rec.get("timing", {})
+    best = rec.get("best_epoch") or len(res["test_acc"])
+    split = "val" if res.get("val_acc") else "test"
+    if best:
+        acc = res[f"{split}_acc"][best - 1]
+        chosen = f"best {split} loss at epoch {best}: {split} acc {_pct(acc)}"
+        if split == "val":
+            chosen += f", test acc {_pct(res['test_acc'][best - 1])}"
+    else:
+        chosen = "no epoch"
+    if rec.get("diverged"):
+        chosen += ", DIVERGED"
+    ips = timing.get("train_images_per_s")
+    ips_text = f", {ips:,.0f} img/s" if ips else ""
+    total = timing.get("total_s")
+    time_text = f", {total:.1f} s" if total is not None else ""
+    return f"{res['num_epochs']} epochs, {chosen}{time_text}{ips_text}"
+
+
+def _pct(value) -> str:
+    return "n/a" if value is None else f"{value:.1f}%"

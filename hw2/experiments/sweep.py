@@ -1,0 +1,209 @@
+"""Sweeps: the runs of named experiments as independent jobs, and one way to run them.
+
+A sweep is a list of *job specs*, one per run: plain JSON-able dicts
+(:meth:`RunConfig.to_dict`) that carry an absolute output folder and a
+checkpoint prefix, so any executor can run any job, in any order, anywhere,
+and an interrupted run resumes. :func:`run_sweep` hands the jobs that have
+no result yet to an executor (:mod:`hw2.experiments.executors`: this machine
+or SLURM) and reports what became of them.
+"""
+from __future__ import annotations
+
+import os
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterable, Protocol as TypingProtocol, TextIO
+
+from hw2.experiments.config import RunConfig, result_path
+from hw2.experiments.grid import Experiment, get_protocol, resolve_grid
+from hw2.experiments.results import result_state
+from hw2.experiments.runner import checkpoint_prefix, run_config
+
+__all__ = [
+    "sweep_jobs",
+    "run_job",
+    "Run",
+    "Outcome",
+    "Executor",
+    "plan_run",
+    "run_sweep",
+    "error_summary",
+]
+
+
+def sweep_jobs(names, overrides: dict | None = None, *,
+               grid: dict[str, Experiment] | str | os.PathLike | None = None,
+               protocol: str | None = "gpu") -> list[dict]:
+    """The job specs of named experiments.
+
+    Args:
+        names: experiment names (a name or a list), keys of the grid.
+        overrides: fields replaced in every run (``{"epochs": 1, "batches": 2}``
+            for a smoke run, ``{"out_dir": ...}``).
+        grid: another set of experiments (a dict or a grid-file path) instead
+            of :data:`hw2.experiments.grid.EXPERIMENTS`.
+        protocol: the preset of ``PROTOCOLS`` the runs follow (None: none,
+            e.g. for a grid file whose hparams say everything); results go to
+            ``results_dir()/<protocol>`` unless ``out_dir`` is overridden.
+
+    Returns:
+        One dict per run, with an absolute ``out_dir`` and a ``checkpoints``
+        prefix of its own.
+    """
+    experiments = resolve_grid(grid)
+    get_protocol(protocol)  # an unknown name fails here
+    if overrides:  # bad override names or values fail here, once, before any run is planned
+        RunConfig.from_dict({"run_name": "override-check", **overrides})
+    if isinstance(names, str):
+        names = [names]
+    unknown = [n for n in names if n not in experiments]
+    if unknown:
+        raise ValueError(f"unknown experiment(s): {', '.join(unknown)}; "
+                         f"known: {', '.join(experiments)}")
+    if not names:
+        raise ValueError("name at least one experiment")
+    jobs = []
+    for name in names:
+        for cfg in experiments[name].runs(overrides, protocol=protocol):
+            cfg = cfg.replace(out_dir=os.fspath(cfg.resolved_out_dir.resolve()))
+            if cfg.checkpoints is None:
+                cfg = cfg.replace(checkpoints=os.fspath(checkpoint_prefix(cfg)))
+            jobs.append(cfg.to_dict())
+    return jobs
+
+
+def run_job(spec: dict | RunConfig, *, skip_existing: bool = True, data=None,
+            verbose: bool | None = False) -> Path:
+    """Run one job spec; a job whose valid result file exists is skipped.
+
+    Independent of every other job: the spec holds the whole configuration.
+    Returns the result file's path.
+    """
+    cfg = spec if isinstance(spec, RunConfig) else RunConfig.from_dict(spec)
+    if skip_existing and result_state(cfg)[0] == "done":
+        return result_path(cfg)
+    return run_config(cfg, data=data, verbose=verbose)
+
+
+# --------------------------------------------------------------------------
+# Runs, outcomes, executors
+# --------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Run:
+    """One run of a sweep: the job spec and where its files go.
+
+    Attributes:
+        name: the result file's stem (``exp1_1_L2_K32``).
+        spec: the job spec (a dict of :meth:`RunConfig.to_dict`).
+        result: the result file.
+        checkpoint: the Trainer's checkpoint prefix (the file is ``<prefix>.pt``).
+    """
+
+    name: str
+    spec: Any
+    result: Path
+    checkpoint: Path
+
+
+@dataclass
+class Outcome:
+    """What became of one run: ``state`` is 'done', 'failed' or 'submitted' (not waited for)."""
+
+    run: Run
+    state: str
+    message: str = ""
+    log: Path | None = None
+    job_id: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.state == "done"
+
+
+class Executor(TypingProtocol):
+    """What :func:`run_sweep` needs of an executor."""
+
+    name: str
+    stream: TextIO | None
+
+    def execute(self, runs: list[Run]) -> list[Outcome]: ...
+
+
+def plan_run(spec: dict | RunConfig) -> Run:
+    """The :class:`Run` of one job spec.
+
+    A spec without a checkpoint prefix gets the one :func:`sweep_jobs` would
+    give it, so a run resumes the same checkpoint whichever executor runs it.
+    """
+    cfg = spec if isinstance(spec, RunConfig) else RunConfig.from_dict(spec)
+    if not cfg.checkpoints:
+        cfg = cfg.replace(checkpoints=os.fspath(checkpoint_prefix(cfg).resolve()))
+    result = result_path(cfg).resolve()
+    return Run(name=result.stem, spec=cfg.to_dict(), result=result,
+               checkpoint=Path(cfg.checkpoints))
+
+
+def error_summary(message: str) -> str:
+    """The line of a traceback (or message) that names the error: ``DataError: no data``."""
+    lines = [line for line in (message or "").strip().splitlines() if line.strip()]
+    frames = [i for i, line in enumerate(lines) if line.startswith("  File ")]
+    for line in lines[frames[-1] + 1 if frames else 0:]:
+        if not line.startswith((" ", "\t")):
+            return line.strip()
+    return lines[-1].strip() if lines else ""
+
+
+def _runs(n: int) -> str:
+    return f"{n} run" if n == 1 else f"{n} runs"
+
+
+def run_sweep(jobs: Iterable[dict | RunConfig], executor: Executor, *,
+              stream: TextIO | None = None) -> int:
+    """Run a sweep's job specs with an executor; return the exit code (0: all results exist).
+
+    1. Plan every run; two runs writing one result file are an error.
+    2. Skip the runs whose valid result file exists; a corrupt or foreign
+       file is named, and its run is trained again.
+    3. Hand the rest to ``executor.execute`` and print one line per failure
+       (its error and its log) and a summary.
+    """
+    stream = stream if stream is not None else sys.stderr
+    if getattr(executor, "stream", None) is None:
+        executor.stream = stream
+    runs = [plan_run(spec) for spec in jobs]
+    names = [r.result for r in runs]
+    dup = sorted({str(n) for n in names if names.count(n) > 1})
+    if dup:
+        raise ValueError(f"the sweep holds several runs writing the same result file: "
+                         f"{', '.join(dup)}")
+    todo = []
+    for run in runs:
+        state, reason = result_state(RunConfig.from_dict(run.spec))
+        if state == "invalid":
+            print(f"[{executor.name}] {run.name}: {reason}; training it again "
+                  f"(the file is replaced when the run finishes)", file=stream)
+        if state != "done":
+            todo.append(run)
+    print(f"[{executor.name}] sweep of {_runs(len(runs))}: {len(runs) - len(todo)} already "
+          f"have result files (skipped), {len(todo)} to run", file=stream, flush=True)
+    outcomes = executor.execute(todo)
+    failed = [o for o in outcomes if o.state == "failed"]
+    submitted = [o for o in outcomes if o.state == "submitted"]
+    done = len(outcomes) - len(failed) - len(submitted)
+    if failed:
+        print(f"[{executor.name}] {len(failed)} of {_runs(len(runs))} failed:", file=stream)
+        for o in failed:
+            print(f"  {o.run.name}: {error_summary(o.message)}", file=stream)
+            if o.log:
+                print(f"      log: {o.log}", file=stream)
+        print(f"[{executor.name}] run the same command again to resume the failed runs "
+              f"from their last finished epoch", file=stream)
+    summary = (f"[{executor.name}] {done + len(runs) - len(todo)} of {_runs(len(runs))} "
+               f"have results")
+    if submitted:
+        summary += f", {len(submitted)} submitted"
+    print(summary, file=stream, flush=True)
+    return 1 if failed else 0
+
