@@ -21,7 +21,8 @@ import textwrap
 from dataclasses import dataclass
 from pathlib import Path
 
-__all__ = ["Listing", "show_source", "glue", "show_glued", "Glued", "mismatch", "MAX_LISTING_WIDTH"]
+__all__ = ["Listing", "show_source", "glue", "show_glued", "Glued", "mismatch",
+           "check_exercise", "MAX_LISTING_WIDTH"]
 
 # Widest line a listing may have: the book's pages fit 88 columns of code.
 MAX_LISTING_WIDTH = 88
@@ -236,3 +237,22 @@ def mismatch(actual, expected) -> str:
     where = f" at index {index}" if index else ""
     return (f"largest |difference| {diff.reshape(-1)[flat].item():.3g}{where}: "
             f"{a.reshape(-1)[flat].item():.6g} against {b.reshape(-1)[flat].item():.6g}")
+
+
+def check_exercise(check, *answers) -> bool:
+    """Run an exercise's ``check`` on the learner's ``answers``, if they are written yet.
+
+    An exercise's stub raises ``NotImplementedError`` until the learner fills
+    it in. Then this prints where to go on and returns False; otherwise the
+    check runs, and a wrong answer fails with the check's own message. The
+    chapter's solution calls the same ``check`` on the solution, so the book's
+    run verifies the check and the solution both.
+    """
+    try:
+        check(*answers)
+    except NotImplementedError:
+        print("Not written yet: fill in the cell above and run this cell again "
+              "(the solution below shows one way).")
+        return False
+    print("Correct: your answer passes the check.")
+    return True

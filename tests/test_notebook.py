@@ -199,3 +199,19 @@ def test_opening_and_saving_in_jupyterlab_changes_nothing(tmp_path, chapter):
         diff = "".join(difflib.unified_diff(before.splitlines(True), after.splitlines(True),
                                             "in git", "after a JupyterLab save", n=1))
         pytest.fail(f"{rel}: saving it from JupyterLab rewrites it:\n{diff[:3000]}")
+
+
+def test_check_exercise_waits_for_the_learner_then_checks(capsys):
+    from hw2.notebook import check_exercise
+
+    def stub(x):
+        raise NotImplementedError("your code here")
+
+    def check(fn):
+        assert fn(2) == 4, f"square(2) gave {fn(2)}, not 4"
+
+    assert check_exercise(check, stub) is False
+    assert "Not written yet" in capsys.readouterr().out
+    assert check_exercise(check, lambda x: x * x) is True
+    with pytest.raises(AssertionError, match="square\\(2\\) gave 5, not 4"):
+        check_exercise(check, lambda x: x + 3)
