@@ -382,6 +382,11 @@ def _read_source(path: Path, workers: int | None) -> dict:
         got = _collect_folder(path) if path.is_dir() else _collect_archive(path)
     except DataError:
         raise
+    except PermissionError as exc:  # readable data, but not by this user
+        raise DataUnavailableError(
+            f"Cannot read CIFAR-10 from {path}: permission denied on "
+            f"{exc.filename or path}. Make it readable (chmod a+r) or copy it somewhere "
+            f"you can read.") from exc
     except Exception as exc:  # tarfile.ReadError, EOFError, lzma/zlib errors, OSError
         raise CorruptDataError(
             f"Cannot read CIFAR-10 from {path}: {type(exc).__name__}: {exc}. "
@@ -426,18 +431,44 @@ def _atomic_torch_save(obj, target: Path) -> None:
     atomic_write(target, lambda f: torch.save(obj, f))
 
 
+_CACHE_TENSORS = {"train_x": (torch.uint8, 4), "train_y": (torch.int64, 1),
+                  "test_x": (torch.uint8, 4), "test_y": (torch.int64, 1)}
+
+
+def _cache_problem(data) -> str | None:
+    """What is wrong with a loaded cache file's content (None: nothing)."""
+    if not isinstance(data, dict):
+        return f"it holds a {type(data).__name__}, not a dict"
+    missing = sorted({*_CACHE_TENSORS, "classes", "source_name", "source"} - set(data))
+    if missing:
+        return f"it lacks {', '.join(missing)}"
+    for key, (dtype, dim) in _CACHE_TENSORS.items():
+        t = data[key]
+        if not isinstance(t, torch.Tensor) or t.dtype != dtype or t.dim() != dim:
+            return f"{key} is not a {dim}-d {dtype} tensor"
+    if len(data["train_x"]) != len(data["train_y"]) or len(data["test_x"]) != len(data["test_y"]):
+        return "its images and labels differ in number"
+    return None
+
+
 def _load_cache(path: Path) -> dict | None:
+    """The cached tensors, or None: absent, of another format, or damaged (then
+    a warning says why; the caller decodes again and replaces the file)."""
     if not path.is_file():
         return None
     try:
         data = torch.load(path, mmap=True, weights_only=True)
-        if data.get("format") != _CACHE_FORMAT:
-            return None
-        return data
     except Exception as exc:
-        warnings.warn(f"Ignoring unreadable cache file {path} ({exc}); decoding again.",
-                      DataWarning, stacklevel=3)
-        return None
+        problem = f"unreadable: {type(exc).__name__}"
+    else:
+        if isinstance(data, dict) and data.get("format") != _CACHE_FORMAT:
+            return None
+        problem = _cache_problem(data)
+        if problem is None:
+            return data
+    warnings.warn(f"Ignoring the damaged cache file {path} ({problem}); decoding the data "
+                  f"again and replacing it.", DataWarning, stacklevel=3)
+    return None
 
 
 def _decode_cached(path: Path, workers: int | None) -> tuple[dict, Path | None]:

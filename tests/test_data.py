@@ -222,10 +222,45 @@ def test_unreadable_cache_is_rebuilt(tmp_path, isolated_cache):
     path = make_archive(tmp_path, "w:gz")
     cache_file = _load(path).cache_path
     cache_file.write_bytes(b"not a torch file")
-    with pytest.warns(DataWarning, match="unreadable cache"):
+    with pytest.warns(DataWarning, match="damaged cache file .*unreadable"):
         again = load_cifar10(path)
     assert len(again.train_y) == 10 * N_TRAIN
     assert torch.load(cache_file, weights_only=True)["format"] == data._CACHE_FORMAT
+
+
+@pytest.mark.parametrize("damage, why", [
+    (lambda d: d.pop("train_y"), "it lacks train_y"),
+    (lambda d: d.update(test_x=d["test_x"].float()), "test_x is not a 4-d torch.uint8 tensor"),
+    (lambda d: d.update(train_y=d["train_y"][:3]), "images and labels differ in number"),
+])
+def test_a_cache_file_with_missing_or_wrong_tensors_is_replaced(tmp_path, isolated_cache,
+                                                                 damage, why):
+    path = make_archive(tmp_path, "w:gz")
+    cache_file = _load(path).cache_path
+    saved = dict(torch.load(cache_file, weights_only=True))
+    damage(saved)
+    torch.save(saved, cache_file)
+    with pytest.warns(DataWarning, match=f"damaged cache file .*{why}"):
+        again = load_cifar10(path)
+    assert len(again.train_y) == 10 * N_TRAIN
+    assert data._cache_problem(torch.load(cache_file, weights_only=True)) is None
+
+
+def test_a_permission_error_is_called_permission_denied(tmp_path, isolated_cache, monkeypatch):
+    """A permission error is not called corruption (read as root, whom chmod cannot stop,
+    so the refusal is simulated where the file is read)."""
+    folder = make_folder(tmp_path / "d", "PNG")
+    image = folder / "train" / "dog" / "0001.png"
+    real_read = Path.read_bytes
+
+    def read_bytes(self):
+        if self == image:
+            raise PermissionError(13, "Permission denied", str(self))
+        return real_read(self)
+
+    monkeypatch.setattr(Path, "read_bytes", read_bytes)
+    with pytest.raises(data.DataUnavailableError, match="permission denied on .*0001.png"):
+        _load(folder)
 
 
 # --------------------------------------------------------------------------- errors
