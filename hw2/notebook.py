@@ -239,20 +239,20 @@ def mismatch(actual, expected) -> str:
             f"{a.reshape(-1)[flat].item():.6g} against {b.reshape(-1)[flat].item():.6g}")
 
 
-def check_exercise(check, *answers) -> bool:
+def check_exercise(check, *answers) -> None:
     """Run an exercise's ``check`` on the learner's ``answers``, if they are written yet.
 
     An exercise's stub raises ``NotImplementedError`` until the learner fills
-    it in. Then this prints where to go on and returns False; otherwise the
-    check runs, and a wrong answer fails with the check's own message. The
-    chapter's solution calls the same ``check`` on the solution, so the book's
-    run verifies the check and the solution both.
+    it in; until then this prints "Not written yet" and where to go on.
+    Otherwise the check runs: a wrong answer fails with the check's own
+    message, a right one prints "Correct". The chapter's solution calls the
+    same ``check`` on the solution, so the book's run verifies the check and
+    the solution both. Returns None, so the cell shows only the message.
     """
     try:
         check(*answers)
     except NotImplementedError:
-        print("Not written yet: fill in the cell above and run this cell again "
-              "(the solution below shows one way).")
-        return False
+        print("Not written yet: fill in the cell above, then run this cell again.\n"
+              "(The solution below shows one way.)")
+        return
     print("Correct: your answer passes the check.")
-    return True

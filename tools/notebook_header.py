@@ -6,6 +6,9 @@
 * A first markdown cell defining the book's math macros (from ``_config.yml``)
   for Jupyter and Colab; the book build drops it from the page and checks it
   matches the configuration.
+* Cell metadata (a figure's caption and alt text, tags) as jupytext writes it:
+  the chapter is saved once as JupyterLab would save it (long YAML values
+  wrapped, ``tags: [hide-input]``), so a learner's autosave changes nothing.
 
     python tools/notebook_header.py book/part3/experiments.md [...]
 
@@ -13,7 +16,10 @@
 """
 from __future__ import annotations
 
+import asyncio
+import shutil
 import sys
+import tempfile
 from pathlib import Path
 
 import yaml
@@ -46,10 +52,41 @@ def fix(path: Path) -> bool:
         body = body.split("\n+++\n", 1)[1].lstrip("\n")
     config = yaml.safe_load((ROOT / "_config.yml").read_text())
     macros = config["sphinx"]["config"]["mathjax3_config"]["tex"]["macros"]
-    new = f"{FRONT_MATTER}\n{macros_markdown(macros)}\n\n+++\n\n{body}"
+    new = save_as_jupyterlab_does(f"{FRONT_MATTER}\n{macros_markdown(macros)}\n\n+++\n\n{body}")
     if new != text:
         path.write_text(new)
     return new != text
+
+
+def save_to(root: Path, relpath: str) -> None:
+    """Open the chapter ``root/relpath`` through jupytext's contents manager, attach the
+    kernel's metadata as JupyterLab does when the kernel starts, and autosave it."""
+    from jupyter_client.kernelspec import KernelSpecManager
+    from jupytext import AsyncTextFileContentsManager
+
+    spec = KernelSpecManager().get_kernel_spec("python3")
+
+    async def open_and_save():
+        cm = AsyncTextFileContentsManager(root_dir=str(root))
+        model = await cm.get(relpath, content=True, type="notebook")
+        meta = model["content"]["metadata"]
+        # JupyterLab writes the running kernel's spec (name first) and language_info.
+        meta["kernelspec"] = {"name": "python3", "display_name": spec.display_name,
+                              "language": spec.language}
+        meta["language_info"] = {"name": "python", "version": "3.11.7",
+                                 "mimetype": "text/x-python", "file_extension": ".py"}
+        await cm.save(model, relpath)
+
+    asyncio.run(open_and_save())
+
+
+def save_as_jupyterlab_does(text: str) -> str:
+    """The chapter ``text`` as a JupyterLab autosave would write it back."""
+    with tempfile.TemporaryDirectory() as tmp:
+        shutil.copy(ROOT / "jupytext.toml", Path(tmp) / "jupytext.toml")
+        (Path(tmp) / "chapter.md").write_text(text)
+        save_to(Path(tmp), "chapter.md")
+        return (Path(tmp) / "chapter.md").read_text()
 
 
 if __name__ == "__main__":

@@ -27,8 +27,10 @@ Six jobs:
   never read it); the page drops it after checking it matches. Every
   ``_sources/**/*.ipynb`` offered for download is made to read as plain
   Markdown: glued numbers, ``{numref}``/``{eq}``/``{ref}`` and ``{cite}``
-  resolved, equation numbers as ``\\tag``, and each figure followed by its
-  caption.
+  resolved, equation numbers as ``\\tag``, each figure followed by its
+  caption, and exercises, solutions and admonitions written as plain Markdown
+  ("**Exercise 3.2** (title)", "**Solution** (Exercise 3.2)", a block quote),
+  with the code cells of a solution collapsed in JupyterLab.
 * **One execution.** With ``HW2_REUSE_EXECUTED=1`` the build renders the
   notebooks nbval executed (``tools/check_chapters.py``) instead of executing
   the chapters again.
@@ -329,6 +331,75 @@ def _other_glued(app: Sphinx, docname: str) -> dict[str, str]:
     return values
 
 
+# MyST directives the notebook edition writes as Markdown. A directive is a fence
+# (``:::{name} argument`` or ```` ```{name} argument ````), option lines (``:key: value``),
+# then its body, up to a closing fence of the same character and at least the same length.
+_FENCE_OPEN = re.compile(r"^(?P<fence>:{3,}|`{3,})\{(?P<name>[\w:-]+)\}[ \t]*(?P<arg>.*?)\s*$")
+_OPTION = re.compile(r"^:(?P<key>[\w-]+):[ \t]*(?P<value>.*?)\s*$")
+_ADMONITIONS = {"note": "Note", "tip": "Tip", "hint": "Hint", "important": "Important",
+                "warning": "Warning", "caution": "Caution", "attention": "Attention",
+                "danger": "Danger", "error": "Error", "seealso": "See also"}
+EXERCISE_DIRECTIVES = ("exercise", "exercise-start", "exercise-end", "solution",
+                       "solution-start", "solution-end")
+
+
+def _closing(lines: list[str], start: int, fence: str) -> int:
+    """Index of the line closing the fence opened at ``start`` (len(lines) if none)."""
+    char = fence[0]
+    for i in range(start + 1, len(lines)):
+        text = lines[i].strip()
+        if text and set(text) == {char} and len(text) >= len(fence):
+            return i
+    return len(lines)
+
+
+def plain_directives(source: str, exercise_number) -> str:
+    """Write the exercise, solution and admonition directives of MyST Markdown as
+    plain Markdown, which Jupyter and Colab render; other directives are left as
+    they are (the site suite reports them).
+
+    ``exercise_number(label)`` gives an exercise's number ("3.2") or None.
+
+    >>> plain_directives(":::{exercise} Softplus\\n:label: ex-a\\n\\nWrite it.\\n:::",
+    ...                  {"ex-a": "3.2"}.get)
+    '**Exercise 3.2** (Softplus)\\n\\nWrite it.'
+    """
+    lines = source.split("\n")
+    out: list[str] = []
+    i = 0
+    while i < len(lines):
+        match = _FENCE_OPEN.match(lines[i])
+        name = match["name"] if match else None
+        if name not in EXERCISE_DIRECTIVES and name not in _ADMONITIONS and name != "admonition":
+            out.append(lines[i])
+            i += 1
+            continue
+        stop = _closing(lines, i, match["fence"])
+        j, options = i + 1, {}
+        while j < stop and _OPTION.match(lines[j]):
+            option = _OPTION.match(lines[j])
+            options[option["key"]] = option["value"]
+            j += 1
+        body = plain_directives("\n".join(lines[j:stop]), exercise_number).strip("\n")
+        arg = match["arg"]
+        if name in ("exercise", "exercise-start"):
+            number = exercise_number(options.get("label", "")) if "nonumber" not in options else None
+            head = f"**Exercise {number}**" if number else "**Exercise**"
+            out.append(head + (f" ({arg})" if arg else ""))
+        elif name in ("solution", "solution-start"):
+            number = exercise_number(arg)
+            out.append(f"**Solution** (Exercise {number})" if number else "**Solution**")
+        elif name in _ADMONITIONS or name == "admonition":
+            title = arg or _ADMONITIONS.get(name, "Note")
+            quoted = [f"> **{title}**", ">"] + [f"> {line}".rstrip() for line in body.split("\n")]
+            out.append("\n".join(quoted))
+            body = ""
+        if body:
+            out.extend(["", body])
+        i = stop + 1
+    return "\n".join(out)
+
+
 class _Edition:
     """Resolves the roles of one document's markdown into plain text."""
 
@@ -347,6 +418,15 @@ class _Edition:
             return label
         docname, number = math.equations[label]
         return self._fignumber(docname, "displaymath", f"equation-{label}") or str(number)
+
+    def exercise_number(self, label: str) -> str | None:
+        """The number of the exercise labelled ``label`` ("3.2"), None if unknown
+        (an exercise needs a ``:label:`` to be numbered in the notebook)."""
+        found = self._label(label) if label else None
+        number = self._fignumber(found[0], "exercise", found[1]) if found else ""
+        if not number:
+            self.missing.append(f"the number of exercise {label or '(without :label:)'}")
+        return number or None
 
     def _label(self, label: str):
         return self.env.get_domain("std").labels.get(label.lower())
@@ -378,6 +458,8 @@ class _Edition:
             number = self._fignumber(docname, "figure", node_id) or self._fignumber(
                 docname, "table", node_id) or self._fignumber(docname, "code-block", node_id)
             kind = "Table" if self._fignumber(docname, "table", node_id) else "Figure"
+            if not number and self._fignumber(docname, "exercise", node_id):
+                number, kind = self._fignumber(docname, "exercise", node_id), "Exercise"
             if text:
                 return text.replace("%s", number).replace("{number}", number)
             return f"{kind} {number}"
@@ -395,6 +477,7 @@ class _Edition:
 
     def markdown(self, source: str) -> str:
         source = _TARGET.sub("", source)
+        source = plain_directives(source, self.exercise_number)
         source = _EQ_LABEL.sub(
             lambda m: f"$${m['body'].rstrip()}\n\\tag{{{self.eq_number(m['label'])}}}\n$$", source)
         source = _ROLE.sub(self.role, source)
@@ -443,13 +526,77 @@ def _figure_caption_cell(edition: _Edition, cell):
                                          metadata={"tags": ["hw2-figure-caption"]})
 
 
+def split_at_solutions(source: str) -> list[tuple[str, str]]:
+    """Split a markdown cell's source where a gated solution starts or ends.
+
+    Returns ``(kind, text)`` pieces in order, ``kind`` being ``"start"`` (the
+    ``{solution-start}`` fence), ``"end"`` (the ``{solution-end}`` fence) or
+    ``"text"``; so the notebook edition can give a solution's heading, its text
+    and its code cells their own cells, and collapse the solution."""
+    lines = source.split("\n")
+    pieces: list[tuple[str, str]] = []
+    text: list[str] = []
+    i = 0
+    while i < len(lines):
+        match = _FENCE_OPEN.match(lines[i])
+        if match and match["name"] in ("solution-start", "solution-end"):
+            if "\n".join(text).strip():
+                pieces.append(("text", "\n".join(text).strip("\n")))
+            text = []
+            stop = _closing(lines, i, match["fence"])
+            pieces.append((match["name"].split("-")[1], "\n".join(lines[i:stop + 1])))
+            i = stop + 1
+            continue
+        text.append(lines[i])
+        i += 1
+    if "\n".join(text).strip() or not pieces:
+        pieces.append(("text", "\n".join(text).strip("\n") if pieces else source))
+    return pieces
+
+
+def _collapsed(cell) -> None:
+    """Collapse a cell of a solution in JupyterLab (its input, until the learner opens it)."""
+    cell.metadata.setdefault("jupyter", {})["source_hidden"] = True
+    tags = cell.metadata.setdefault("tags", [])
+    if "hw2-solution" not in tags:
+        tags.append("hw2-solution")
+
+
 def notebook_edition(app: Sphinx, docname: str, nb) -> list[str]:
     """Turn an executed chapter (nbformat node) into the notebook edition, in place.
 
     Returns the roles it could not resolve (empty when all went well)."""
+    import copy
+
+    import nbformat
+
     edition = _Edition(app, docname, {**_glued_values(nb), **_other_glued(app, docname)})
-    cells = []
+    # A gated solution's heading gets a cell of its own; its text and code cells
+    # stay collapsed in JupyterLab until the learner opens them.
+    split, in_solution = [], False
     for cell in nb.cells:
+        if cell.cell_type != "markdown" or MACROS_MARKER in cell.source:
+            if in_solution:
+                _collapsed(cell)
+            split.append(cell)
+            continue
+        pieces = split_at_solutions(cell.source)
+        if pieces == [("text", cell.source)]:
+            pieces = []
+            if in_solution:
+                _collapsed(cell)
+            split.append(cell)
+        for kind, text in pieces:
+            piece = nbformat.v4.new_markdown_cell(text, metadata=copy.deepcopy(cell.metadata))
+            if kind == "start":
+                in_solution = True
+            elif kind == "end":
+                in_solution = False
+            elif in_solution:
+                _collapsed(piece)
+            split.append(piece)
+    cells = []
+    for cell in split:
         if cell.cell_type == "markdown" and MACROS_MARKER not in cell.source:
             cell.source = edition.markdown(cell.source)
             if not cell.source.strip():

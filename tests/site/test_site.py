@@ -11,7 +11,11 @@ canvas and read back: a blank white or fully transparent figure fails), and
 every figure holds an image; and that every
 same-origin link resolves (HTTP 200, and a ``#fragment`` names an id on the
 target page); that every page has an "edit this page" link and every notebook a
-download link to its ``.ipynb`` and Binder and Colab launch links. A full-page
+download link to its ``.ipynb`` and Binder and Colab launch links. Every image
+of the text (figures and diagrams) has real alt text: words, not a file name.
+Exercises and their solutions (``sphinx-exercise``) render: each exercise is
+titled "Exercise <chapter>.<n>" and has a solution that names it, every
+solution is collapsed, and a click on its toggle button opens it. A full-page
 screenshot of each page goes to ``_build/screenshots``.
 Finally the search page must find "backpropagation".
 
@@ -225,10 +229,17 @@ async () => {
       uniform.push(`${src(img)} (${w}x${h}, every pixel rgba(${r},${g},${b},${a}))`);
     }
   }
+  // The images of the text (figures, diagrams, plots) describe themselves in words: an
+  // alt text of at least three words that is not a file name or path.
+  const looksLikeFile = alt => /\.(png|svg|jpe?g|gif|webp)$/i.test(alt) || /^[^\s]*[\/\\][^\s]*$/.test(alt);
+  const badAlt = Array.from(document.querySelectorAll('article img, .bd-article img'))
+    .map(img => [src(img), (img.getAttribute('alt') || '').trim()])
+    .filter(([, alt]) => alt.split(/\s+/).filter(Boolean).length < 3 || looksLikeFile(alt))
+    .map(([s, alt]) => `${s} (alt=${JSON.stringify(alt)})`);
   const figures = Array.from(document.querySelectorAll('figure, div.figure'));
   const bare = figures.filter(f => !f.querySelector('img, svg, canvas, object, video'))
                       .map(f => f.id || (f.textContent || '').trim().slice(0, 80));
-  return {images: imgs.length, empty, uniform, unreadable, figures: figures.length, bare};
+  return {images: imgs.length, empty, uniform, unreadable, figures: figures.length, bare, badAlt};
 }
 """
 
@@ -261,6 +272,76 @@ _OVERFLOW_REPORT = """
   return out;
 }
 """
+
+
+# Exercises and solutions (sphinx-exercise): numbered per chapter, each with a
+# solution that links to it, no directive left as text, and every solution
+# collapsed (sphinx-togglebutton's `dropdown`) until its button is clicked.
+_EXERCISE_REPORT = r"""
+() => {
+  const title = el => {
+    const t = el.querySelector(':scope > .admonition-title');
+    return t ? t.textContent.replace(/\s+/g, ' ').trim() : '';
+  };
+  const body = el => Array.from(el.children).filter(c => !c.matches('.admonition-title'))
+                          .map(c => c.textContent).join(' ').trim();
+  const exercises = Array.from(document.querySelectorAll('div.exercise'));
+  const solutions = Array.from(document.querySelectorAll('div.solution'));
+  const problems = [];
+  const solved = new Set();
+  for (const s of solutions) {
+    const t = title(s);
+    const link = s.querySelector(':scope > .admonition-title a[href^="#"]');
+    const target = link ? decodeURIComponent(link.getAttribute('href').slice(1)) : '';
+    if (!/^Solution to Exercise \d+\.\d+/.test(t))
+      problems.push(`solution ${s.id}: title ${JSON.stringify(t)} names no numbered exercise`);
+    if (!target || !document.getElementById(target) ||
+        !document.getElementById(target).matches('div.exercise'))
+      problems.push(`solution ${s.id}: does not link to an exercise on this page`);
+    solved.add(target);
+    if (!body(s)) problems.push(`solution ${s.id}: empty`);
+    if (!s.classList.contains('dropdown'))
+      problems.push(`solution ${s.id}: not collapsed (add :class: dropdown)`);
+  }
+  for (const e of exercises) {
+    const t = title(e);
+    if (!/^Exercise \d+\.\d+/.test(t))
+      problems.push(`exercise ${e.id}: title ${JSON.stringify(t)} is not "Exercise <chapter>.<n>"`);
+    if (body(e).length < 20) problems.push(`exercise ${e.id}: no text`);
+    if (!solved.has(e.id)) problems.push(`exercise ${e.id}: no solution on this page`);
+  }
+  const article = document.querySelector('article, .bd-article');
+  const raw = (article ? article.innerText : '').match(/\{(exercise|solution)(-start|-end)?\}/);
+  if (raw) problems.push(`directive left as text: ${raw[0]}`);
+  return {exercises: exercises.length, solutions: solutions.length, problems};
+}
+"""
+
+
+def _exercise_problems(tab) -> list[str]:
+    """Exercises render, and each solution is hidden until its toggle button is clicked."""
+    report = tab.tab.evaluate(_EXERCISE_REPORT)
+    problems = [f"exercises: {p}" for p in report["problems"]]
+    solutions = tab.tab.locator("div.solution")
+    for i in range(solutions.count()):
+        solution = solutions.nth(i)
+        name = solution.get_attribute("id")
+        content = solution.locator(":scope > :not(.admonition-title)").first
+        if content.count() == 0:
+            continue   # reported as empty above
+        if content.is_visible():
+            problems.append(f"exercises: solution {name} is shown before a click")
+            continue
+        button = solution.locator(":scope > .admonition-title button.toggle-button")
+        if button.count() != 1:
+            problems.append(f"exercises: solution {name} has no toggle button")
+            continue
+        button.click()
+        try:
+            content.wait_for(state="visible", timeout=5_000)
+        except Exception:   # playwright's TimeoutError
+            problems.append(f"exercises: solution {name} stays hidden after a click")
+    return problems
 
 
 def _missing_buttons(page: str, hrefs: list[str], is_notebook: bool) -> list[str]:
@@ -304,9 +385,11 @@ def test_page(tab, page, site_url, screenshots_dir):
     problems += [f"image of a single colour (blank): {s}" for s in images["uniform"]]
     problems += [f"image that cannot be read back (not same-origin?): {s}" for s in images["unreadable"]]
     problems += [f"figure without an image: {s!r}" for s in images["bare"]]
+    problems += [f"image without alt text in words: {s}" for s in images["badAlt"]]
     problems += [f"overflows the column at 1280 px: {s}" for s in overflow]
     problems += [f"broken link: {s}" for s in _broken_links(hrefs, site_url)]
     problems += _missing_buttons(page, hrefs, tab.tab.locator("div.cell").count() > 0)
+    problems += _exercise_problems(tab)
     assert not problems, f"{page}:\n  " + "\n  ".join(problems)
 
 
@@ -331,8 +414,9 @@ def test_search_finds_backpropagation(tab, site_url):
 # figure of the page as an image output, and the download must read as plain
 # Markdown: no MyST role or directive that Jupyter would show raw.
 
-_RAW_MYST = re.compile(r"\{(glue(:\w+)?|numref|ref|eq|cite(:\w+)?|doc)\}`|```\{(literalinclude|glue:figure)\}"
+_RAW_MYST = re.compile(r"\{(glue(:\w+)?|numref|ref|eq|cite(:\w+)?|doc)\}`|^(:{3,}|`{3,})\{[\w:-]+\}"
                        r"|^\([\w:.-]+\)=\s*$", re.M)
+_EXERCISE_HEAD = re.compile(r"^\*\*Exercise \d+\.\d+\*\*", re.M)
 
 
 def _image_outputs(nb: dict) -> int:
@@ -340,18 +424,21 @@ def _image_outputs(nb: dict) -> int:
                if any(k.startswith("image/") for k in out.get("data", {})))
 
 
-def _page_figures(html_path: Path) -> int:
-    class Figures(html.parser.HTMLParser):
-        count = 0
+def _page_counts(html_path: Path) -> tuple[int, int]:
+    """Figures and exercises on a page."""
+    class Counts(html.parser.HTMLParser):
+        figures = exercises = 0
 
         def handle_starttag(self, tag, attrs):
             classes = (dict(attrs).get("class") or "").split()
             if tag == "figure" or (tag == "div" and "figure" in classes):
-                self.count += 1
+                self.figures += 1
+            if tag == "div" and "exercise" in classes:
+                self.exercises += 1
 
-    parser = Figures()
+    parser = Counts()
     parser.feed(html_path.read_text(encoding="utf-8"))
-    return parser.count
+    return parser.figures, parser.exercises
 
 
 @pytest.fixture(scope="session")
@@ -367,7 +454,7 @@ def test_notebook_edition(notebook_pages, html_dir, executed_dir):
     assert pages, "no chapter notebooks in the table of contents"
     problems = []
     for name in pages:
-        figures = _page_figures(html_dir / f"{name}.html")
+        figures, exercises = _page_counts(html_dir / f"{name}.html")
         download = html_dir / "_sources" / f"{name}.ipynb"
         executed = executed_dir / f"{name}.ipynb"
         for what, path in (("executed in a fresh kernel by nbval", executed),
@@ -382,7 +469,17 @@ def test_notebook_edition(notebook_pages, html_dir, executed_dir):
                                 f"only {images} image outputs")
         if download.is_file():
             nb = json.loads(download.read_text(encoding="utf-8"))
+            heads = sum(len(_EXERCISE_HEAD.findall("".join(c["source"])))
+                        for c in nb["cells"] if c["cell_type"] == "markdown")
+            if heads != exercises:
+                problems.append(f"{name}.ipynb (download): {heads} exercises headed "
+                                f"'**Exercise N.M**', the page has {exercises}")
             for i, cell in enumerate(nb["cells"]):
+                tags = cell["metadata"].get("tags", [])
+                if "hw2-solution" in tags and not cell["metadata"].get("jupyter", {}).get(
+                        "source_hidden"):
+                    problems.append(f"{name}.ipynb (download), cell {i}: a solution's cell "
+                                    "is not collapsed")
                 if cell["cell_type"] != "markdown":
                     continue
                 source = "".join(cell["source"])
