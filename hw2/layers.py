@@ -68,12 +68,17 @@ def _check_batched(layer: "Layer", x) -> None:
         )
 
 
-def _check_dout(layer: "Layer", dout, shape: torch.Size) -> None:
+def _check_dout(layer: "Layer", dout, shape: torch.Size, dtype: torch.dtype) -> None:
     _check_float_tensor(layer, "dout", dout)
     if dout.shape != shape:
         raise ValueError(
             f"{layer.name}.backward: dout has shape {tuple(dout.shape)} "
             f"but the forward output had shape {tuple(shape)}"
+        )
+    if dout.dtype != dtype:
+        raise TypeError(
+            f"{layer.name}.backward: dout has dtype {dout.dtype} but the forward "
+            f"output had dtype {dtype}; convert it (dout.to({dtype}))"
         )
 
 
@@ -182,7 +187,7 @@ class LeakyReLU(Layer):
     def backward(self, dout: torch.Tensor) -> torch.Tensor:
         """dout: (N, *) -> dx: (N, *)"""
         slope = self._cached("slope")
-        _check_dout(self, dout, slope.shape)
+        _check_dout(self, dout, slope.shape, slope.dtype)
         # df/dx = 1 where x > 0, alpha elsewhere (a diagonal Jacobian):
         # dL/dx = dout ⊙ f'(x)
         dx = dout * slope
@@ -225,7 +230,7 @@ class Sigmoid(Layer):
     def backward(self, dout: torch.Tensor) -> torch.Tensor:
         """dout: (N, *) -> dx: (N, *)"""
         out = self._cached("out")
-        _check_dout(self, dout, out.shape)
+        _check_dout(self, dout, out.shape, out.dtype)
         # dσ/dx = σ(x)(1 - σ(x)):  dL/dx = dout ⊙ σ ⊙ (1 - σ)
         dx = dout * out * (1 - out)
         return dx
@@ -246,7 +251,7 @@ class TanH(Layer):
     def backward(self, dout: torch.Tensor) -> torch.Tensor:
         """dout: (N, *) -> dx: (N, *)"""
         out = self._cached("out")
-        _check_dout(self, dout, out.shape)
+        _check_dout(self, dout, out.shape, out.dtype)
         # d tanh/dx = 1 - tanh²(x):  dL/dx = dout ⊙ (1 - out²)
         dx = dout * (1 - out * out)
         return dx
@@ -328,7 +333,7 @@ class Linear(Layer):
         Returns None, computing no dx, if the layer has ``input_grad=False``.
         """
         x = self._cached("x")
-        _check_dout(self, dout, torch.Size((x.shape[0], self.out_features)))
+        _check_dout(self, dout, torch.Size((x.shape[0], self.out_features)), x.dtype)
         # Accumulate in place: the optimizer holds references to dw and db.
         self.dw.addmm_(dout.T, x)  # dL/dW = doutᵀ X, added into dw
         self.db.add_(dout.sum(dim=0))  # dL/db = Σ_n dout_n
@@ -377,7 +382,9 @@ class CrossEntropyLoss(Layer):
         exp = shifted.exp()
         sum_exp = exp.sum(dim=1, keepdim=True)  # (N, 1), at least 1
         log_probs = shifted - sum_exp.log()  # (N, C)
-        y_col = y.unsqueeze(1)  # (N, 1): the column index of each label
+        # (N, 1): the column index of each label; any integer dtype (uint8
+        # labels too) becomes the int64 that indexing needs
+        y_col = y.to(torch.int64).unsqueeze(1)
         loss = -log_probs.gather(1, y_col).mean()  # -mean_n log p_{n, y_n}
 
         if torch.is_grad_enabled() and x.requires_grad:
@@ -413,6 +420,9 @@ class CrossEntropyLoss(Layer):
                 f"got {tuple(x.shape)}"
             )
         n, c = x.shape
+        if n == 0:
+            raise ValueError("CrossEntropyLoss: the batch is empty (scores of shape "
+                             f"{tuple(x.shape)}); the mean loss of no samples is undefined")
         if y is None:
             raise TypeError(
                 "CrossEntropyLoss: labels are missing, call loss_fn(scores, y)"
@@ -424,7 +434,7 @@ class CrossEntropyLoss(Layer):
             )
         if y.is_floating_point() or y.is_complex() or y.dtype == torch.bool:
             raise TypeError(
-                "CrossEntropyLoss: labels must be an integer tensor (int64), "
+                "CrossEntropyLoss: labels must be an integer tensor (e.g. int64), "
                 f"got dtype {y.dtype}"
             )
         if y.shape != (n,):
@@ -432,7 +442,7 @@ class CrossEntropyLoss(Layer):
                 f"CrossEntropyLoss: labels must have shape ({n},) to match "
                 f"scores {tuple(x.shape)}, got {tuple(y.shape)}"
             )
-        low, high = (int(v) for v in torch.aminmax(y)) if n else (0, 0)
+        low, high = (int(v) for v in torch.aminmax(y))
         if low < 0 or high >= c:
             raise ValueError(
                 f"CrossEntropyLoss: labels must be in [0, {c}) for {c} "
@@ -474,7 +484,7 @@ class Dropout(Layer):
     def backward(self, dout: torch.Tensor) -> torch.Tensor:
         """dout: (N, *) -> dx: (N, *)"""
         scale = self._cached("scale")
-        _check_dout(self, dout, scale.shape)
+        _check_dout(self, dout, scale.shape, scale.dtype)
         # out = x ⊙ scale, so dL/dx = dout ⊙ scale: zero where dropped
         dx = dout * scale
         return dx

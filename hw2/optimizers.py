@@ -78,6 +78,10 @@ class Optimizer:
             if p.shape != dp.shape:
                 raise ValueError(f"params[{i}]: param shape {tuple(p.shape)} differs from "
                                  f"grad shape {tuple(dp.shape)}")
+            if not (p.is_floating_point() and dp.is_floating_point()):
+                raise TypeError(f"params[{i}]: parameters and gradients must be floating-point "
+                                f"tensors (a step moves them by fractions), got {p.dtype} and "
+                                f"{dp.dtype}")
         self._params: list[ParamPair] = [(p, dp) for p, dp in params]
         #: Per-parameter state, keyed by the parameter's index in ``params``.
         self.state: dict[int, dict[str, Any]] = {}
@@ -120,6 +124,12 @@ class Optimizer:
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         """Restore what ``state_dict`` saved; state tensors move to their parameter's device."""
+        if not isinstance(state_dict, dict) or not isinstance(
+                state_dict.get("hyperparameters"), dict) or not isinstance(
+                state_dict.get("state"), dict):
+            keys = sorted(state_dict) if isinstance(state_dict, dict) else type(state_dict).__name__
+            raise ValueError(f"{type(self).__name__}.load_state_dict needs the dict of "
+                             f"state_dict(), with 'hyperparameters' and 'state'; got {keys}")
         hyper = state_dict["hyperparameters"]
         unknown = set(hyper) - set(self.hyperparameters)
         if unknown:

@@ -31,13 +31,20 @@ import torch
 from torch import Tensor
 from tqdm import tqdm
 
+from hw2 import _checks
 from hw2._io import atomic_write
 
 __all__ = ["BatchResult", "EpochResult", "FitResult", "Trainer", "LayerTrainer", "TorchTrainer",
+           "CheckpointError",
            "checkpoint_epoch", "seeded_loaders", "mlp_trainer", "fit_mlp"]
 
 #: Version of the checkpoint layout written by :meth:`Trainer.fit`.
-CHECKPOINT_FORMAT = 2
+CHECKPOINT_FORMAT = 3
+
+
+class CheckpointError(ValueError):
+    """A checkpoint that cannot be resumed from: unreadable, of another run, or another
+    layout. The message names the file and says how to start afresh."""
 
 
 class BatchResult(NamedTuple):
@@ -116,13 +123,7 @@ class FitResult(NamedTuple):
         return cls(num_epochs=int(d["num_epochs"]), **lists)
 
 
-def _positive_int(name: str, value, *, allow_none: bool = False) -> int | None:
-    if value is None and allow_none:
-        return None
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        expected = "a positive int or None" if allow_none else "a positive int"
-        raise ValueError(f"{name} must be {expected}, got {value!r}")
-    return value
+_positive_int = _checks.positive_int
 
 
 def _resolve_verbose(verbose: bool | None) -> bool:
@@ -204,6 +205,16 @@ def checkpoint_epoch(path: str | os.PathLike) -> int:
         return 0
 
 
+def _differences(saved: dict | None, wanted: dict, shown: int = 3) -> str:
+    """``lr: 0.001 in the checkpoint, 0.5 now; ...`` for the keys that differ."""
+    if not isinstance(saved, dict):
+        return "it records no run"
+    keys = sorted(k for k in {*saved, *wanted} if saved.get(k) != wanted.get(k))
+    text = "; ".join(f"{k}: {saved.get(k)!r} in the checkpoint, {wanted.get(k)!r} now"
+                     for k in keys[:shown])
+    return text + (f"; and {len(keys) - shown} more" if len(keys) > shown else "")
+
+
 class Trainer(abc.ABC):
     """Trains a model: epochs of batches, early stopping, checkpoints.
 
@@ -224,7 +235,9 @@ class Trainer(abc.ABC):
     def fit(self, dl_train: Iterable, dl_test: Iterable, num_epochs: int,
             checkpoints: str | os.PathLike | None = None, early_stopping: int | None = None,
             print_every: int = 1, max_batches: int | None = None,
-            verbose: bool | None = None, dl_val: Iterable | None = None) -> FitResult:
+            verbose: bool | None = None, dl_val: Iterable | None = None,
+            run_identity: dict | None = None,
+            on_epoch: Callable[[int], Any] | None = None) -> FitResult:
         """Train for ``num_epochs`` epochs, validating and testing after each one.
 
         :param dl_train, dl_test: iterables of ``(X, y)`` batches with ``len()``.
@@ -243,6 +256,13 @@ class Trainer(abc.ABC):
         :param max_batches: use at most this many batches per epoch of each loader.
         :param verbose: progress bars and epoch reports; None shows them only
             when stderr is a terminal (so the book's cells stay quiet).
+        :param run_identity: plain data saying what this fit trains (the
+            experiment runner passes its configuration). It is saved in every
+            checkpoint, and a checkpoint saved with another identity is refused
+            (:class:`CheckpointError` naming what differs): a run never resumes
+            another run's training.
+        :param on_epoch: called with the epoch number after each epoch (and
+            its checkpoint); the runner uses it as a heartbeat.
         :return: the per-epoch losses and accuracies of the whole run.
         """
         num_epochs = _positive_int("num_epochs", num_epochs)
@@ -253,6 +273,10 @@ class Trainer(abc.ABC):
             raise TypeError(f"checkpoints must be a path prefix (str), got {checkpoints!r}")
         verbose = _resolve_verbose(verbose)
         checkpoint_file = None if checkpoints is None else Path(f"{os.fspath(checkpoints)}.pt")
+        if checkpoint_file is not None and checkpoint_file.exists() \
+                and not checkpoint_file.is_file():
+            raise CheckpointError(f"checkpoint {checkpoint_file} is not a file; remove it or "
+                                  f"choose another checkpoint prefix")
 
         splits = ("train", "val", "test") if dl_val is not None else ("train", "test")
         monitored = "val" if dl_val is not None else "test"  # early stopping watches this loss
@@ -260,14 +284,16 @@ class Trainer(abc.ABC):
         epochs_done, best_loss, epochs_without_improvement = 0, math.inf, 0
         self.epoch_seconds = []
         if checkpoint_file is not None and checkpoint_file.is_file():
-            saved = self.load_checkpoint(checkpoint_file, dl_train, dl_test, dl_val)
+            saved = self.load_checkpoint(checkpoint_file, dl_train, dl_test, dl_val,
+                                         run_identity=run_identity)
             epochs_done = saved["epoch"]
             try:
                 history = {k: list(saved["results"][k]) for k in history}
             except KeyError as e:
-                raise RuntimeError(f"checkpoint {checkpoint_file} has no {e.args[0]} history: "
-                                   f"it was written by a fit {'without' if dl_val else 'with'} "
-                                   f"a validation loader") from None
+                raise CheckpointError(
+                    f"checkpoint {checkpoint_file} has no {e.args[0]} history: it was written "
+                    f"by a fit {'without' if dl_val else 'with'} a validation loader. "
+                    f"Delete it to start afresh.") from None
             best_loss = saved["best_loss"]
             epochs_without_improvement = saved["epochs_without_improvement"]
             if verbose:
@@ -297,12 +323,14 @@ class Trainer(abc.ABC):
             # 2. Checkpoint: everything the next epoch depends on.
             if checkpoint_file is not None:
                 self.save_checkpoint(checkpoint_file, dl_train, dl_test, dl_val, epoch=epochs_done,
-                                     results=history, best_loss=best_loss,
+                                     run=run_identity, results=history, best_loss=best_loss,
                                      epochs_without_improvement=epochs_without_improvement)
             if report:
                 print(f"--- epoch {epoch}/{num_epochs}: " + " | ".join(
                     f"{split} loss {history[f'{split}_loss'][-1]:.3f} acc {res.accuracy:.1f}%"
                     for split, res in results.items()) + f" | {self.epoch_seconds[-1]:.1f} s")
+            if on_epoch is not None:
+                on_epoch(epochs_done)
 
         if verbose and epochs_done < num_epochs:
             print(f"*** Early stopping after epoch {epochs_done}: no new lowest {monitored} loss "
@@ -384,28 +412,39 @@ class Trainer(abc.ABC):
         }
         atomic_write(path, lambda f: torch.save(state, f))
 
-    def load_checkpoint(self, path: Path, dl_train=None, dl_test=None,
-                        dl_val=None) -> dict[str, Any]:
+    def load_checkpoint(self, path: Path, dl_train=None, dl_test=None, dl_val=None, *,
+                        run_identity: dict | None = None) -> dict[str, Any]:
         """Restore everything :meth:`save_checkpoint` wrote; return the checkpoint.
 
         Tensors are loaded onto the CPU first and then copied into the model's
         and optimizer's own tensors, so a checkpoint written on one device
-        resumes on another.
+        resumes on another. A damaged checkpoint, one of another layout, one
+        saved with another ``run_identity`` or one that does not fit the model
+        raises :class:`CheckpointError`, which names the file and the remedy.
         """
+        fresh = "Delete it to start the run afresh."
         try:
             saved = torch.load(path, map_location="cpu", weights_only=True)
         except Exception as e:
-            raise RuntimeError(f"cannot read checkpoint {path}: {e}") from e
+            raise CheckpointError(f"checkpoint {path} cannot be read ({type(e).__name__}: "
+                                  f"{str(e).splitlines()[0] if str(e) else ''}); it is damaged, "
+                                  f"e.g. by an interrupted copy. {fresh}") from None
         if not isinstance(saved, dict) or saved.get("format") != CHECKPOINT_FORMAT:
-            raise RuntimeError(f"{path} is not a checkpoint written by hw2.training "
-                               f"(format {CHECKPOINT_FORMAT})")
+            found = saved.get("format") if isinstance(saved, dict) else type(saved).__name__
+            raise CheckpointError(f"{path} is not a checkpoint of this version of "
+                                  f"hw2.training (format {found!r}, not {CHECKPOINT_FORMAT}). "
+                                  f"{fresh}")
+        if run_identity is not None and saved.get("run") != run_identity:
+            raise CheckpointError(f"checkpoint {path} was written by another run or with other "
+                                  f"settings ({_differences(saved.get('run'), run_identity)}). "
+                                  f"{fresh} Or run again with the settings it was written with.")
         try:
             self.load_model_state_dict(saved["model"])
             self.optimizer.load_state_dict(saved["optimizer"])
             self.load_extra_state_dict(saved["extra"])
         except (RuntimeError, ValueError, KeyError) as e:
-            raise RuntimeError(f"checkpoint {path} does not fit this trainer's model or "
-                               f"optimizer: {e}") from e
+            raise CheckpointError(f"checkpoint {path} does not fit this trainer's model or "
+                                  f"optimizer ({str(e).splitlines()[0]}). {fresh}") from None
         if dl_train is not None:
             _load_loader_state(dl_train, saved["loaders"]["train"])
         if dl_test is not None:

@@ -551,7 +551,7 @@ def test_cross_entropy_bad_labels():
         loss_fn(x, torch.tensor([0, 1, 2]))
     with pytest.raises(ValueError, match=r"labels must have shape \(4,\).*got \(4, 1\)"):
         loss_fn(x, torch.zeros(4, 1, dtype=torch.long))
-    with pytest.raises(TypeError, match=r"labels must be an integer tensor \(int64\), got dtype torch.float32"):
+    with pytest.raises(TypeError, match=r"labels must be an integer tensor \(e.g. int64\), got dtype torch.float32"):
         loss_fn(x, torch.zeros(4))
     with pytest.raises(ValueError, match=r"labels must be in \[0, 3\) for 3 classes, got values from 0 to 3"):
         loss_fn(x, torch.tensor([0, 1, 2, 3]))
@@ -661,3 +661,35 @@ def test_cross_entropy_and_mlp_with_a_loss_under_autograd():
     tracked = layers.CrossEntropyLoss()
     loss = tracked(scores.clone().requires_grad_(True), y)
     torch.testing.assert_close((loss.detach(), tracked.backward()), plain, rtol=0, atol=0)
+
+
+# --------------------------------------------------------------------------
+# Bad input at the layer API's boundary: named errors, not torch's
+# --------------------------------------------------------------------------
+def test_cross_entropy_takes_labels_of_any_integer_dtype():
+    x = torch.randn(5, 4, dtype=torch.float64)
+    y = torch.tensor([0, 3, 1, 2, 3])
+    expected = layers.CrossEntropyLoss()(x, y)
+    for dtype in (torch.uint8, torch.int8, torch.int16, torch.int32):
+        loss_fn = layers.CrossEntropyLoss()
+        assert loss_fn(x, y.to(dtype)) == expected
+        torch.testing.assert_close(loss_fn.backward(), F.softmax(x, 1) / 5
+                                   - F.one_hot(y, 4).double() / 5, rtol=0, atol=1e-15)
+
+
+def test_cross_entropy_refuses_an_empty_batch():
+    with pytest.raises(ValueError, match=r"CrossEntropyLoss: the batch is empty .*\(0, 10\)"):
+        layers.CrossEntropyLoss()(torch.randn(0, 10), torch.zeros(0, dtype=torch.long))
+
+
+def test_backward_refuses_a_dout_of_another_dtype():
+    lin = layers.Linear(4, 3)
+    lin(torch.randn(2, 4))
+    with pytest.raises(TypeError, match=r"Linear.backward: dout has dtype torch.float64 but the "
+                                        r"forward output had dtype torch.float32"):
+        lin.backward(torch.randn(2, 3, dtype=torch.float64))
+    relu = layers.ReLU()
+    relu(torch.randn(2, 4))
+    with pytest.raises(TypeError, match="ReLU.backward: dout has dtype torch.float64"):
+        relu.backward(torch.randn(2, 4, dtype=torch.float64))
+

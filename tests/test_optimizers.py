@@ -263,3 +263,20 @@ def test_subclass_may_override_step_like_the_original_assignment():
 
     with pytest.raises(TypeError, match="Nothing is abstract"):
         Nothing([(torch.zeros(2), torch.zeros(2))])
+
+
+def test_integer_parameters_are_refused_when_the_optimizer_is_made():
+    p, g = torch.zeros(3, dtype=torch.long), torch.zeros(3, dtype=torch.long)
+    for cls in (VanillaSGD, MomentumSGD, RMSProp, Adam):
+        with pytest.raises(TypeError, match=r"params\[0\]: parameters and gradients must be "
+                                            r"floating-point tensors .* torch.int64"):
+            cls([(p, g)], learn_rate=0.1)
+
+
+@pytest.mark.parametrize("bad", [{"x": 1}, {"hyperparameters": {}}, [1, 2], None])
+def test_load_state_dict_names_what_it_needs(bad):
+    opt = VanillaSGD([(torch.zeros(2), torch.zeros(2))], learn_rate=0.1)
+    with pytest.raises(ValueError, match="VanillaSGD.load_state_dict needs the dict of "
+                                         "state_dict\\(\\), with 'hyperparameters' and 'state'"):
+        opt.load_state_dict(bad)
+

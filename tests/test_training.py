@@ -8,7 +8,8 @@ from torch.utils.data import DataLoader, TensorDataset
 
 import hw2.layers as layers
 import hw2.optimizers as optimizers
-from hw2.training import BatchResult, EpochResult, FitResult, LayerTrainer, TorchTrainer, Trainer
+from hw2.training import (BatchResult, CheckpointError, EpochResult, FitResult, LayerTrainer,
+                          TorchTrainer, Trainer)
 
 
 # ------------------------------------------------------------------ helpers
@@ -314,11 +315,33 @@ def test_checkpoint_of_another_model_is_rejected(tmp_path):
     trainer.fit(*loaders(), num_epochs=1, checkpoints=tmp_path / "run")
     model = layers.MLP(12, 4, [16])
     other = LayerTrainer(model, layers.CrossEntropyLoss(), optimizers.VanillaSGD(model.params()))
-    with pytest.raises(RuntimeError, match="run.pt.*does not fit"):
+    with pytest.raises(CheckpointError, match="run.pt does not fit.*Delete it to start"):
         other.fit(*loaders(), num_epochs=2, checkpoints=tmp_path / "run")
     (tmp_path / "bad.pt").write_bytes(b"not a checkpoint")
-    with pytest.raises(RuntimeError, match="bad.pt"):
+    with pytest.raises(CheckpointError, match="bad.pt cannot be read.*damaged.*Delete it"):
         trainer.fit(*loaders(), num_epochs=2, checkpoints=tmp_path / "bad")
+    (tmp_path / "folder.pt").mkdir()
+    with pytest.raises(CheckpointError, match="folder.pt is not a file"):
+        trainer.fit(*loaders(), num_epochs=2, checkpoints=tmp_path / "folder")
+    torch.save({"format": 1, "epoch": 3}, tmp_path / "old.pt")
+    with pytest.raises(CheckpointError, match="old.pt is not a checkpoint of this version.*format 1"):
+        trainer.fit(*loaders(), num_epochs=2, checkpoints=tmp_path / "old")
+
+
+def test_a_checkpoint_of_another_run_identity_is_refused_naming_the_difference(tmp_path):
+    trainer, _ = layer_setup(0)
+    trainer.fit(*loaders(), num_epochs=1, checkpoints=tmp_path / "run",
+                run_identity={"lr": 0.001, "K": [32]})
+    again, _ = layer_setup(0)
+    with pytest.raises(CheckpointError, match=r"another run or with other settings \(lr: 0.001 "
+                                              r"in the checkpoint, 0.5 now\)"):
+        again.fit(*loaders(), num_epochs=2, checkpoints=tmp_path / "run",
+                  run_identity={"lr": 0.5, "K": [32]})
+    same, _ = layer_setup(0)
+    epochs = []
+    res = same.fit(*loaders(), num_epochs=2, checkpoints=tmp_path / "run",
+                   run_identity={"lr": 0.001, "K": [32]}, on_epoch=epochs.append)
+    assert res.num_epochs == 2 and epochs == [2]  # resumed after epoch 1
 
 
 def test_torch_trainer_bfloat16_autocast_on_cpu():
@@ -399,5 +422,5 @@ def test_fit_mlp_is_the_hand_written_recipe():
                      optimizer_kw=kw, epochs=3, batch_size=16, seed=7, ds_val=ds_val,
                      in_features=12, num_classes=4, dropout=0.2, wstd=0.3)
     assert recipe == by_hand and len(recipe.val_loss) == 3
-    with pytest.raises(ValueError, match="batch_size must be a positive int, got 0"):
+    with pytest.raises(ValueError, match="batch_size must be a positive integer, got 0"):
         seeded_loaders(ds_train, batch_size=0)
