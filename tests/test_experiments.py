@@ -587,12 +587,13 @@ def test_run_exp_protocol_preset_and_flags(tmp_path):
 
 
 def test_the_runner_package_imports_one_way():
-    """config -> grid -> results -> device -> runner -> sweep -> executors/slurm -> cli: no module
+    """config -> grid -> results -> claims -> device -> runner -> sweep -> executors/slurm -> cli:
+    no module
     imports one after it, and none uses another module's private name."""
     import ast
 
-    order = ["config", "grid", "results", "device", "runner", "sweep", "executors", "slurm",
-             "cli"]
+    order = ["config", "grid", "results", "claims", "device", "runner", "sweep", "executors",
+             "slurm", "cli"]
     package = Path(ex.__file__).parent
     for i, name in enumerate(order):
         tree = ast.parse((package / f"{name}.py").read_text())

@@ -14,12 +14,14 @@ The modules, each importing only those before it:
 2. :mod:`~hw2.experiments.grid`: the experiments as plain data;
 3. :mod:`~hw2.experiments.results`: the result file's format, reading,
    checking, which runs are done;
-4. :mod:`~hw2.experiments.device`, then :mod:`~hw2.experiments.runner`:
+4. :mod:`~hw2.experiments.claims`: which process trains a run, so that
+   sweeps can share one folder;
+5. :mod:`~hw2.experiments.device`, then :mod:`~hw2.experiments.runner`:
    device; model, data, optimizer, trainer, one run;
-5. :mod:`~hw2.experiments.sweep`: job specs and ``run_sweep(jobs, executor)``;
-6. :mod:`~hw2.experiments.executors` (this machine) and
+6. :mod:`~hw2.experiments.sweep`: job specs and ``run_sweep(jobs, executor)``;
+7. :mod:`~hw2.experiments.executors` (this machine) and
    :mod:`~hw2.experiments.slurm` (a cluster);
-7. :mod:`~hw2.experiments.cli`: ``python -m hw2.experiments``.
+8. :mod:`~hw2.experiments.cli`: ``python -m hw2.experiments``.
 
 Only :mod:`hw2.training` reads and writes checkpoints. Importing this package
 does not import torch: the modules that need it import it when they run.

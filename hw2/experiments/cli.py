@@ -23,7 +23,7 @@ from hw2.experiments import config as config_module
 from hw2.experiments.config import LR_SCHEDULES, MODEL_TYPES, OPTIMIZERS, PROTOCOLS, RunConfig
 from hw2.experiments.executors import LocalExecutor
 from hw2.experiments.grid import get_protocol, resolve_grid
-from hw2.experiments.results import result_state, summary_line
+from hw2.experiments.results import check_output_location, result_state, summary_line
 from hw2.experiments.runner import build_model, run_config
 from hw2.experiments.sweep import run_sweep, sweep_jobs
 
@@ -259,8 +259,10 @@ def _cmd_sweep(args) -> int:
     overrides.update(dict(args.set))
     protocol = overrides.pop("protocol", None) or (None if args.grid_file else "gpu")
     jobs = sweep_jobs(args.experiments, overrides, grid=args.grid_file, protocol=protocol)
-    for spec in jobs:  # impossible configurations fail before any training
+    for spec in jobs:  # impossible configurations and output folders fail before training
         build_model(RunConfig.from_dict(spec))
+        if not args.dry_run:
+            check_output_location(RunConfig.from_dict(spec))
     if args.dry_run:
         for spec in jobs:
             cfg = RunConfig.from_dict(spec)

@@ -44,6 +44,7 @@ OPTIMIZERS = ("sgd", "adam", "adamw")
 LR_SCHEDULES = ("constant", "linear", "cosine")
 
 IN_SIZE = (3, 32, 32)  # CIFAR-10 images, (C, H, W)
+MAX_WIDTH = 65_536     # the widest conv or FC layer a run may ask for
 NUM_CLASSES = 10
 
 
@@ -220,8 +221,12 @@ class RunConfig:
                            owner=owner)
         c.positive_real("lr", self.lr, owner=owner)
         c.real_in("reg", self.reg, 0, float("inf"), owner=owner)
-        c.int_list("filters_per_layer", self.filters_per_layer, owner=owner)
-        c.int_list("hidden_dims", self.hidden_dims, allow_empty=True, owner=owner)
+        for name in ("filters_per_layer", "hidden_dims"):
+            widths = c.int_list(name, getattr(self, name), allow_empty=name == "hidden_dims",
+                                owner=owner)
+            if any(w > MAX_WIDTH for w in widths):
+                c.fail(name, f"a list of widths of at most {MAX_WIDTH:,} (a wider layer's "
+                             f"weights do not fit in memory)", getattr(self, name), owner)
         c.one_of("model_type", self.model_type, list(MODEL_TYPES), owner=owner)
         if not isinstance(self.model_kw, dict) or not all(
                 isinstance(k, str) for k in self.model_kw):

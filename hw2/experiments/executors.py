@@ -122,18 +122,28 @@ class LocalExecutor:
         from hw2.data import load_cifar10
 
         data = load_cifar10()  # once for the whole sweep; no data -> one clear error
-        outcomes = []
-        for i, run in enumerate(runs, 1):
-            self._log(f"[{i}/{len(runs)}] {run.name} ...")
-            try:
-                path = run_job(run.spec, data=data)
-            except Exception as e:  # report, and go on with the next job
-                self._log(f"[{i}/{len(runs)}] {run.name}: FAILED {type(e).__name__}: {e}")
-                outcomes.append(Outcome(run, "failed", f"{type(e).__name__}: {e}"))
-                continue
-            self._log(f"[{i}/{len(runs)}] {run.name}: {summary_line(path)}")
-            outcomes.append(Outcome(run, "done"))
-        return outcomes
+        outcomes: dict[str, Outcome] = {}
+        # 1. Every run nobody else is training; 2. then wait for the others'
+        #    results (or take their claims over when they go stale).
+        for wait in (False, True):
+            for i, run in enumerate(runs, 1):
+                if run.name in outcomes:
+                    continue
+                tag = f"[{i}/{len(runs)}] {run.name}"
+                if not wait:
+                    self._log(f"{tag} ...")
+                try:
+                    path = run_job(run.spec, data=data, wait=wait, log=self._log)
+                except Exception as e:  # report, and go on with the next job
+                    self._log(f"{tag}: FAILED {type(e).__name__}: {e}")
+                    outcomes[run.name] = Outcome(run, "failed", f"{type(e).__name__}: {e}")
+                    continue
+                if path is None:
+                    self._log(f"{tag}: another process is training it; back to it later")
+                    continue
+                self._log(f"{tag}: {summary_line(path)}")
+                outcomes[run.name] = Outcome(run, "done")
+        return [outcomes[run.name] for run in runs]
 
     def _execute_on_gpus(self, runs: Sequence[Run], gpu_ids: list[int]) -> list[Outcome]:
         ctx = mp.get_context(_MP_START)

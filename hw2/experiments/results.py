@@ -17,6 +17,7 @@ import json
 import math
 import os
 import subprocess
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +34,7 @@ __all__ = [
     "load_experiment",
     "load_record",
     "result_state",
+    "check_output_location",
     "experiment_status",
     "summary_line",
 ]
@@ -192,6 +194,60 @@ def _read(path: str | os.PathLike):
             raise ExperimentFileError(f"result file {path}: config.{field} must be a list "
                                       f"of integers, got {value!r}")
     return record, FitResult(num_epochs=epochs, **curves)
+
+
+# --------------------------------------------------------------------------
+# Where results go: checked before any training
+# --------------------------------------------------------------------------
+
+# mkstemp's random part, and the ".tmp" of hw2._io.atomic_write's temporary files.
+_TEMP_EXTRA = len(".") + 8 + len(".tmp") + len(".")
+
+
+def check_output_location(cfg: RunConfig) -> None:
+    """Check, before training, that a run's files can be written; ValueError if not.
+
+    The result folder (and the checkpoint's) must be a folder this process can
+    create and write into, and every file name the run will write -- the
+    result, its temporary file, the claim, the checkpoint and its temporary
+    file -- must fit the file system's name limit. So a typo in ``-o`` or a
+    long ``-n`` fails at once, not after hours of training.
+    """
+    result = result_path(cfg)
+    names = {result.parent: [result.name, f".{result.stem}.claim"]}
+    if cfg.checkpoints:
+        ckpt = Path(f"{cfg.checkpoints}.pt").expanduser()
+        names.setdefault(ckpt.parent, []).append(ckpt.name)
+    for folder, files in names.items():
+        _check_folder(folder)
+        try:
+            limit = os.pathconf(folder, "PC_NAME_MAX")
+        except (OSError, ValueError):
+            limit = 255
+        for name in files:
+            longest = len(name) + _TEMP_EXTRA + 1
+            if longest > limit:
+                raise ValueError(f"the file name {name[:40]}... is {len(name)} characters; with "
+                                 f"its temporary suffix it exceeds the {limit} this file "
+                                 f"system allows in {folder}: use a shorter run name "
+                                 f"(-n) or fewer widths (-K)")
+
+
+def _check_folder(folder: Path) -> None:
+    if folder.exists() and not folder.is_dir():
+        raise ValueError(f"output folder {folder} is a file, not a folder")
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise ValueError(f"cannot create the output folder {folder}: "
+                         f"{e.strerror or e}") from None
+    try:
+        fd, probe = tempfile.mkstemp(dir=folder, prefix=".hw2-write-test.", suffix=".tmp")
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as e:
+        raise ValueError(f"cannot write into the output folder {folder}: "
+                         f"{e.strerror or e}") from None
 
 
 # --------------------------------------------------------------------------

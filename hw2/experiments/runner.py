@@ -29,7 +29,8 @@ from typing import Any
 from hw2._io import temp_glob
 from hw2.experiments.config import IN_SIZE, MODEL_TYPES, NUM_CLASSES, RunConfig, result_path
 from hw2.experiments.device import configure_backends, device_name, resolve_device
-from hw2.experiments.results import RESULT_FORMAT, code_provenance, shown_path, write_result
+from hw2.experiments.results import (RESULT_FORMAT, check_output_location, code_provenance,
+                                     shown_path, write_result)
 
 __all__ = [
     "build_model",
@@ -245,18 +246,23 @@ def _remove_stale_temp_files(result: Path, ckpt_file: Path | None) -> None:
 # One run
 # --------------------------------------------------------------------------
 
-def run_config(cfg: RunConfig, *, data=None, verbose: bool | None = None) -> Path:
+def run_config(cfg: RunConfig, *, data=None, verbose: bool | None = None,
+               heartbeat=None) -> Path:
     """Train one configuration and write its result file; returns the file's path.
 
     1. Resolve device and seed; set the backends up.
     2. Build the model (initialised from the seed): a bad model configuration
-       fails here, before any data is loaded.
+       fails here, before any data is loaded; then check that the result (and
+       checkpoint) files can be written at all (:func:`check_output_location`).
     3. Load CIFAR-10 (``hw2.data.load_cifar10``) unless ``data`` is given,
        take the class-balanced splits, put them on the device; build
        optimizer, lr schedule, trainer.
     4. ``fit`` with early stopping on the validation split (the test split
        without one); with ``cfg.checkpoints`` it resumes from the checkpoint
-       if one exists.
+       if one exists and was written by this run's configuration
+       (:meth:`RunConfig.identity`; another one is refused). ``heartbeat``
+       is called after every epoch (a sweep's claim, see
+       :mod:`hw2.experiments.claims`).
     5. Write the result JSON atomically, then remove the checkpoint.
     """
     import torch
@@ -276,6 +282,7 @@ def run_config(cfg: RunConfig, *, data=None, verbose: bool | None = None) -> Pat
     provenance = code_provenance()
     model = build_model(cfg)
     model_info = describe_model(model)
+    check_output_location(cfg)  # a bad folder or file name fails before any data or training
 
     # 3. data, optimizer and trainer
     if data is None:
@@ -298,7 +305,8 @@ def run_config(cfg: RunConfig, *, data=None, verbose: bool | None = None) -> Pat
     t_setup = time.perf_counter() - t_start
     fit_res = trainer.fit(timed_train, timed_test, cfg.epochs, checkpoints=cfg.checkpoints,
                           early_stopping=cfg.early_stopping or None,
-                          max_batches=cfg.batches, verbose=verbose, dl_val=timed_val)
+                          max_batches=cfg.batches, verbose=verbose, dl_val=timed_val,
+                          run_identity=cfg.identity(), on_epoch=heartbeat)
 
     # Training throughput of the epochs run in this process. Images per
     # epoch: ``batches`` (and drop_last for training) can make these fewer

@@ -82,7 +82,7 @@ class SweepTask:
                   flush=True)
         else:
             print(f"{run.name}: starting", flush=True)
-        run_job(run.spec)
+        run_job(run.spec, log=lambda text: print(text, flush=True))
         if not run.result.exists():
             raise RuntimeError(f"{run.name}: the run finished but wrote no result file {run.result}")
         print(f"{run.name}: wrote {run.result}", flush=True)

@@ -9,12 +9,16 @@ or SLURM) and reports what became of them.
 """
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable, Protocol as TypingProtocol, TextIO
 
+from hw2._io import temp_glob
+from hw2.experiments.claims import Claim, try_claim
 from hw2.experiments.config import RunConfig, result_path
 from hw2.experiments.grid import Experiment, get_protocol, resolve_grid
 from hw2.experiments.results import result_state
@@ -23,6 +27,7 @@ from hw2.experiments.runner import checkpoint_prefix, run_config
 __all__ = [
     "sweep_jobs",
     "run_job",
+    "remove_orphan_checkpoint",
     "Run",
     "Outcome",
     "Executor",
@@ -49,7 +54,8 @@ def sweep_jobs(names, overrides: dict | None = None, *,
 
     Returns:
         One dict per run, with an absolute ``out_dir`` and a ``checkpoints``
-        prefix of its own.
+        prefix of its own. A ``checkpoints`` override is the start of every
+        run's prefix (``<given>.<run>.<hash>``): runs never share a checkpoint.
     """
     experiments = resolve_grid(grid)
     get_protocol(protocol)  # an unknown name fails here
@@ -67,23 +73,72 @@ def sweep_jobs(names, overrides: dict | None = None, *,
     for name in names:
         for cfg in experiments[name].runs(overrides, protocol=protocol):
             cfg = cfg.replace(out_dir=os.fspath(cfg.resolved_out_dir.resolve()))
-            if cfg.checkpoints is None:
-                cfg = cfg.replace(checkpoints=os.fspath(checkpoint_prefix(cfg)))
+            own = checkpoint_prefix(cfg)  # <out_dir>/.<run>.<hash>.ckpt
+            if cfg.checkpoints is not None:
+                given = Path(cfg.checkpoints).expanduser().resolve()
+                own = given.with_name(f"{given.name}{own.name}")
+            cfg = cfg.replace(checkpoints=os.fspath(own))
             jobs.append(cfg.to_dict())
     return jobs
 
 
+#: Seconds between looks at a run another process is training.
+POLL_S = 10.0
+
+
 def run_job(spec: dict | RunConfig, *, skip_existing: bool = True, data=None,
-            verbose: bool | None = False) -> Path:
-    """Run one job spec; a job whose valid result file exists is skipped.
+            verbose: bool | None = False, wait: bool = True,
+            log=lambda text: None) -> Path | None:
+    """Run one job spec, unless its valid result exists or another process trains it.
+
+    1. A run whose valid result file exists is skipped.
+    2. The run is claimed (:mod:`hw2.experiments.claims`). If another live
+       process holds the claim, this waits for that run's result (or for the
+       claim to go stale, and then takes it over); with ``wait=False`` it
+       returns None at once.
+    3. The run trains, beating the claim's heartbeat every epoch, and the
+       claim is released whatever happens.
 
     Independent of every other job: the spec holds the whole configuration.
-    Returns the result file's path.
+    Returns the result file's path (None: claimed elsewhere, not waited for).
     """
     cfg = spec if isinstance(spec, RunConfig) else RunConfig.from_dict(spec)
-    if skip_existing and result_state(cfg)[0] == "done":
-        return result_path(cfg)
-    return run_config(cfg, data=data, verbose=verbose)
+    said = False
+    while True:
+        if skip_existing and result_state(cfg)[0] == "done":
+            return result_path(cfg)
+        claim = try_claim(cfg)
+        if isinstance(claim, Claim):
+            break
+        if not wait:
+            return None
+        if not said:
+            log(f"{cfg.file_stem}: being trained by {claim}; waiting for its result")
+            said = True
+        time.sleep(POLL_S)
+    try:
+        if skip_existing and result_state(cfg)[0] == "done":  # finished while we looked
+            return result_path(cfg)
+        return run_config(cfg, data=data, verbose=verbose, heartbeat=claim.touch)
+    finally:
+        claim.release()
+
+
+def remove_orphan_checkpoint(cfg: RunConfig) -> bool:
+    """Delete the checkpoint (and temporary files) a finished run left behind.
+
+    A run killed between writing its result and deleting its checkpoint
+    leaves the checkpoint; it belongs to nothing once the result exists.
+    """
+    if not cfg.checkpoints:
+        return False
+    ckpt = Path(f"{cfg.checkpoints}.pt")
+    removed = False
+    for path in (ckpt, *ckpt.parent.glob(temp_glob(ckpt.name))):
+        with contextlib.suppress(FileNotFoundError):
+            path.unlink()
+            removed = True
+    return removed
 
 
 # --------------------------------------------------------------------------
@@ -166,7 +221,9 @@ def run_sweep(jobs: Iterable[dict | RunConfig], executor: Executor, *,
     1. Plan every run; two runs writing one result file are an error.
     2. Skip the runs whose valid result file exists; a corrupt or foreign
        file is named, and its run is trained again.
-    3. Hand the rest to ``executor.execute`` and print one line per failure
+    3. Remove the checkpoints finished runs left behind (a kill between a
+       result's write and its checkpoint's removal).
+    4. Hand the rest to ``executor.execute`` and print one line per failure
        (its error and its log) and a summary.
     """
     stream = stream if stream is not None else sys.stderr
@@ -180,12 +237,16 @@ def run_sweep(jobs: Iterable[dict | RunConfig], executor: Executor, *,
                          f"{', '.join(dup)}")
     todo = []
     for run in runs:
-        state, reason = result_state(RunConfig.from_dict(run.spec))
+        cfg = RunConfig.from_dict(run.spec)
+        state, reason = result_state(cfg)
         if state == "invalid":
             print(f"[{executor.name}] {run.name}: {reason}; training it again "
                   f"(the file is replaced when the run finishes)", file=stream)
         if state != "done":
             todo.append(run)
+        elif remove_orphan_checkpoint(cfg):
+            print(f"[{executor.name}] {run.name}: removed the checkpoint its finished run "
+                  f"left behind", file=stream)
     print(f"[{executor.name}] sweep of {_runs(len(runs))}: {len(runs) - len(todo)} already "
           f"have result files (skipped), {len(todo)} to run", file=stream, flush=True)
     outcomes = executor.execute(todo)
