@@ -1,6 +1,8 @@
 """Assertions shared by the test modules (import as ``from helpers import ...``)."""
 from __future__ import annotations
 
+import os
+import textwrap
 from pathlib import Path
 
 from hw2 import experiments
@@ -40,3 +42,39 @@ def write_finished_result(spec: dict) -> Path:
                     "test_loss": [1.0], "test_acc": [50.0]},
     })
     return path
+
+
+# Every process records each run it starts to train; every epoch takes at
+# least 0.3 s, so that the sweeps overlap.
+RECORD_RUNS = textwrap.dedent("""
+    import os, time
+    log = os.environ.get("HW2_TEST_RUN_LOG")
+    if log:
+        import hw2.experiments.runner as _r
+        import hw2.training as _t
+        _run = _r.run_config
+        def run_config(cfg, **kw):
+            with open(log, "a") as f:
+                f.write(f"{os.getpid()} {cfg.file_stem}\\n")
+            return _run(cfg, **kw)
+        _r.run_config = run_config
+        import hw2.experiments.sweep as _s
+        _s.run_config = run_config
+        _save = _t.Trainer.save_checkpoint
+        def save_checkpoint(self, *a, **k):
+            _save(self, *a, **k)
+            time.sleep(0.3)
+        _t.Trainer.save_checkpoint = save_checkpoint
+""")
+
+
+def recording_env(tmp_path: Path, tiny_cifar: dict) -> dict:
+    """The environment of a sweep process that logs every run it starts to
+    ``tmp_path/runs.log`` ("<pid> <run>" lines) and sleeps 0.3 s per epoch."""
+    site = tmp_path / "site"
+    site.mkdir(exist_ok=True)
+    (site / "sitecustomize.py").write_text(RECORD_RUNS)
+    path = os.pathsep.join([str(site), os.environ.get("PYTHONPATH", "")])
+    return {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", **tiny_cifar,
+            "PYTHONPATH": path,
+            "HW2_TEST_RUN_LOG": str(tmp_path / "runs.log")}

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from helpers import check_result_file
+from helpers import check_result_file, recording_env
 from hw2 import experiments as ex
 from hw2.experiments import runner, sweep
 
@@ -201,39 +201,6 @@ def test_a_read_only_folder_is_refused(tmp_path, monkeypatch):
 # --------------------------------------------------------------------------
 # 4. Concurrent sweeps on one folder: each run trained exactly once
 # --------------------------------------------------------------------------
-
-# Every process records each run it starts to train; every epoch takes at
-# least 0.3 s, so that the sweeps overlap.
-RECORD_RUNS = textwrap.dedent("""
-    import os, time
-    log = os.environ.get("HW2_TEST_RUN_LOG")
-    if log:
-        import hw2.experiments.runner as _r
-        import hw2.training as _t
-        _run = _r.run_config
-        def run_config(cfg, **kw):
-            with open(log, "a") as f:
-                f.write(f"{os.getpid()} {cfg.file_stem}\\n")
-            return _run(cfg, **kw)
-        _r.run_config = run_config
-        import hw2.experiments.sweep as _s
-        _s.run_config = run_config
-        _save = _t.Trainer.save_checkpoint
-        def save_checkpoint(self, *a, **k):
-            _save(self, *a, **k)
-            time.sleep(0.3)
-        _t.Trainer.save_checkpoint = save_checkpoint
-""")
-
-
-def recording_env(tmp_path: Path, tiny_cifar: dict) -> dict:
-    site = tmp_path / "site"
-    site.mkdir(exist_ok=True)
-    (site / "sitecustomize.py").write_text(RECORD_RUNS)
-    path = os.pathsep.join([str(site), os.environ.get("PYTHONPATH", "")])
-    return {**os.environ, **ONE_THREAD, **tiny_cifar, "PYTHONPATH": path,
-            "HW2_TEST_RUN_LOG": str(tmp_path / "runs.log")}
-
 
 def write_grid(path: Path) -> Path:
     path.write_text(json.dumps({"tiny": {"model_type": "cnn",

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import pytest
 
-from helpers import check_result_file, write_finished_result
+from helpers import check_result_file, recording_env, write_finished_result
 from hw2 import experiments
 from hw2.experiments import cli, executors, slurm, sweep
 
@@ -180,6 +180,30 @@ def test_smoke_sweep_on_slurm(slurm_cluster, tiny_cifar, tmp_path):
     assert again.returncode == 0
     assert "3 already have result files (skipped), 0 to run" in again.output
     assert "submitted" not in again.output
+
+
+def test_a_slurm_sweep_and_a_local_sweep_share_one_folder(slurm_cluster, tiny_cifar, tmp_path):
+    """Two sweeps of the same grid into the same folder, one on the cluster, one here, at
+    the same time (as requeued jobs or a second submission would): every run is trained
+    exactly once, and both sweeps end with every result and exit code 0."""
+    grid = grid_file(tmp_path, {"shared": {"model_type": "cnn", "hparams": dict(RUN, epochs=3),
+                                           "grid": [[[8], [1, 2]], [[16], [1, 2]]]}})
+    out, config = tmp_path / "results", slurm_config(tmp_path)
+    env = recording_env(tmp_path, tiny_cifar)
+    env.pop("HW2_RESULTS_DIR", None)
+    on_cluster, cluster_lines = popen_lines(sweep_command(["shared"], grid, out, config), env)
+    here, here_lines = popen_lines([*CLI, "sweep", "shared", "--grid-file", str(grid),
+                                    "-o", str(out)], env)
+    assert here.wait(timeout=240) == 0, "".join(here_lines)
+    assert on_cluster.wait(timeout=240) == 0, "".join(cluster_lines)
+    started = (tmp_path / "runs.log").read_text().split()[1::2]
+    names = ["shared_L1_K8", "shared_L2_K8", "shared_L1_K16", "shared_L2_K16"]
+    assert sorted(started) == sorted(names), f"runs trained: {started}"
+    for name in names:
+        check_result(out / f"{name}.json", epochs=3)
+    for lines in (cluster_lines, here_lines):
+        assert any("4 of 4 runs have results" in line for line in lines), "".join(lines)
+    assert not [p for p in out.glob(".*") if p.is_file()]  # no claims, checkpoints, temp files
 
 
 def test_cancelled_run_resumes_from_its_checkpoint(slurm_cluster, tiny_cifar, tmp_path):
