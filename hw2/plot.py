@@ -8,67 +8,106 @@ import numpy as np
 
 __all__ = ["plot_fit", "plot_exp_results", "PANEL_TITLES"]
 
-_CURVES = ("train_loss", "train_acc", "test_loss", "test_acc")
+_SPLITS = ("train", "val", "test")
 # Panel titles in words, for readers (the curve's field name is kept as the axes' label).
 PANEL_TITLES = {
     "train_loss": "Training loss", "train_acc": "Training accuracy",
+    "val_loss": "Validation loss", "val_acc": "Validation accuracy",
     "test_loss": "Test loss", "test_acc": "Test accuracy",
 }
 
 
 def _curves(fit_res) -> dict[str, list[float]]:
-    """The four per-epoch curves of a FitResult, a FitResult.to_dict(), or any mapping/object with them."""
-    get = fit_res.get if isinstance(fit_res, Mapping) else lambda name: getattr(fit_res, name, None)
+    """The curves of a FitResult, its ``to_dict()``, or any mapping/object with them.
+
+    Training and test curves are required; validation curves are taken when
+    present and not empty.
+    """
+    if isinstance(fit_res, Mapping):
+        get = fit_res.get
+    else:
+        def get(name):
+            return getattr(fit_res, name, None)
     curves = {}
-    for name in _CURVES:
+    for name in PANEL_TITLES:
         values = get(name)
-        if values is None:
-            raise TypeError(f"plot_fit needs a FitResult or a dict with {', '.join(_CURVES)}; "
-                            f"{type(fit_res).__name__} has no {name!r}")
-        curves[name] = [float(v) for v in values]
+        if values is None or (name.startswith("val") and not len(values)):
+            if name.startswith("val"):
+                continue
+            raise TypeError(f"plot_fit needs a FitResult or a dict with train_loss, "
+                            f"train_acc, test_loss, test_acc; {type(fit_res).__name__} has "
+                            f"no {name!r}")
+        curves[name] = [float("nan") if v is None else float(v) for v in values]
     return curves
 
 
+def _epochs_axis(values: list[float], epochs: int) -> np.ndarray:
+    """Where each value sits on the epoch axis.
+
+    One value per epoch: at 1, 2, ... A loss per *batch* (the original
+    course's files hold ``k`` losses per epoch): at fractions of an epoch,
+    ``1/k, 2/k, ...``, so both kinds of curve share the axis.
+    """
+    n = len(values)
+    if epochs and n > epochs and n % epochs == 0:
+        return np.arange(1, n + 1) / (n // epochs)
+    return np.arange(1, n + 1)
+
+
 def plot_fit(fit_res, fig=None, log_loss: bool = False, legend: str | None = None):
-    """Plot a FitResult as a 2x2 grid: rows train/test, columns loss/accuracy.
+    """Plot a FitResult as a grid: one row per split, columns loss and accuracy.
 
-    fit_res: a ``hw2.training.FitResult`` or its ``to_dict()`` (one value per epoch).
-    fig: a figure returned by an earlier call; the curves are added to it, so
-        several runs overlay (a run plotted again under the same legend label
-        replaces its old curves).
-    log_loss: plot the losses on a log scale.
-    legend: the label of this run in the legends.
+    Args:
+        fit_res: a ``hw2.training.FitResult`` or its ``to_dict()``. The rows
+            are training, validation (when the run has a validation split) and
+            test. Losses recorded per batch (the original course's files) are
+            drawn at fractions of an epoch.
+        fig: a figure returned by an earlier call; the curves are added to it,
+            so several runs overlay (a run plotted again under the same legend
+            label replaces its old curves). The first call's rows stay.
+        log_loss: plot the losses on a log scale.
+        legend: the label of this run in the legends.
 
-    Returns (fig, axes) with axes a length-4 array in the order
-    train_loss, train_acc, test_loss, test_acc; each panel is titled in words
-    (:data:`PANEL_TITLES`, "Training loss", ...) and its axes carry the field
-    name as their label (``ax.get_label() == "train_loss"``).
+    Returns:
+        ``(fig, axes)``: ``axes`` holds the panels row by row (``train_loss,
+        train_acc, [val_loss, val_acc,] test_loss, test_acc``); each panel is
+        titled in words (:data:`PANEL_TITLES`) and its axes carry the field
+        name as their label (``ax.get_label() == "train_loss"``).
     """
     import matplotlib.pyplot as plt
     from matplotlib.ticker import MaxNLocator
 
     curves = _curves(fit_res)
     if fig is None:
-        fig, axes = plt.subplots(nrows=2, ncols=2, figsize=(12, 8), sharex="col")
+        splits = [s for s in _SPLITS if f"{s}_loss" in curves]
+        fig, axes = plt.subplots(nrows=len(splits), ncols=2, figsize=(12, 4 * len(splits)),
+                                 sharex="col")
         axes = axes.reshape(-1)
     else:
-        if len(fig.axes) != 4:
-            raise ValueError(f"fig must come from plot_fit (4 axes), it has {len(fig.axes)}")
         axes = np.array(fig.axes)
+        names = [ax.get_label() for ax in axes]
+        if len(axes) not in (4, 6) or not set(names) <= set(PANEL_TITLES):
+            raise ValueError(f"fig must come from plot_fit (4 or 6 panels), it has "
+                             f"{len(axes)} axes")
     if legend is not None:  # re-plotting a run replaces it
         for ax in axes:
             for line in list(ax.lines):
                 if line.get_label() == legend:
                     line.remove()
 
-    for ax, (split, metric) in zip(axes, itertools.product(("train", "test"), ("loss", "acc"))):
-        values = curves[f"{split}_{metric}"]
-        ax.plot(np.arange(1, len(values) + 1), values, label=legend)
-        ax.set_title(PANEL_TITLES[f"{split}_{metric}"])
-        ax.set_label(f"{split}_{metric}")
+    epochs = len(curves["train_acc"])
+    rows = len(axes) // 2
+    splits = [s for s in _SPLITS if rows == 3 or s != "val"]
+    for ax, (split, metric) in zip(axes, itertools.product(splits, ("loss", "acc"))):
+        name = f"{split}_{metric}"
+        ax.set_title(PANEL_TITLES[name])
+        ax.set_label(name)
+        if name in curves:
+            values = curves[name]
+            ax.plot(_epochs_axis(values, epochs), values, label=legend)
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # epochs are whole numbers
-        if split == "test":  # the bottom row; the top row shares its x axis
-            ax.set_xlabel("Epoch #")
+        if split == "test":  # the bottom row; the rows above share its x axis
+            ax.set_xlabel("Epoch")
         if metric == "loss":
             ax.set_ylabel("Loss (log)" if log_loss else "Loss")
             if log_loss:
@@ -101,7 +140,8 @@ def plot_exp_results(pattern: str, results_dir=None, log_loss: bool = False, fig
     pattern: a file-name glob inside ``results_dir``, e.g. ``"exp1_1_L*_K32.json"``
         (``.json`` is appended when missing).
     results_dir: folder of the result files; default
-        :func:`hw2.experiments.results_dir` (``$HW2_RESULTS_DIR`` or ``<repo>/results``).
+        :func:`hw2.experiments.results_dir` (``$HW2_RESULTS_DIR``, the
+        repository's ``results/``, or ``./results`` outside the repository).
     log_loss, fig: as for :func:`plot_fit`.
 
     Each run is labelled ``L<L>_K<k1>-<k2>...`` from its config; runs are

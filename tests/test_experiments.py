@@ -610,3 +610,49 @@ def test_the_runner_package_imports_one_way():
     code = "import sys, hw2.experiments; print('torch' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False", "importing hw2.experiments imports torch"
+
+
+# --------------------------------------------------------------------------
+# The original course's notebooks: where results go, the course's own files
+# --------------------------------------------------------------------------
+
+def test_the_course_notebook_cell_writes_and_reads_results_relative_to_its_folder(
+        tiny_cifar, monkeypatch, tmp_path):
+    """Outside this repository, results go to ./results as the course's notebooks expect."""
+    for key, value in tiny_cifar.items():
+        monkeypatch.setenv(key, value)
+    monkeypatch.delenv("HW2_RESULTS_DIR", raising=False)
+    notebook_folder = tmp_path / "course"
+    notebook_folder.mkdir()
+    monkeypatch.chdir(notebook_folder)
+    assert ex.results_dir() == notebook_folder / "results"
+    ex.run_experiment('test_run', seed=42, bs_train=50, batches=10, epochs=10, early_stopping=5,
+                      filters_per_layer=[32, 64], layers_per_block=1, pool_every=1,
+                      hidden_dims=[100], model_type='resnet', device="cpu")
+    cfg, fit_res = ex.load_experiment('results/test_run_L1_K32-64.json')
+    assert cfg["model_type"] == "resnet" and 1 <= fit_res.num_epochs <= 10
+    # Inside the repository (a chapter's folder), the repository's results/.
+    monkeypatch.chdir(Path(ex.__file__).resolve().parents[2] / "book")
+    assert ex.results_dir() == Path(ex.__file__).resolve().parents[2] / "results"
+
+
+def test_the_course_result_files_load_and_plot(tmp_path):
+    """The course's Trainer records one loss per batch; its result file is {config, results}."""
+    from hw2.plot import plot_exp_results
+
+    course = {"config": {"run_name": "exp1_1", "filters_per_layer": [32], "layers_per_block": 2},
+              "results": {"num_epochs": 3, "train_loss": [2.3, 2.1, 2.0, 1.9, 1.7, 1.6],
+                          "train_acc": [20.0, 30.0, 40.0],
+                          "test_loss": [2.2, 2.1, 2.0, 2.0, 1.9, 1.9],
+                          "test_acc": [22.0, 28.0, 35.0]}}
+    (tmp_path / "exp1_1_L2_K32.json").write_text(json.dumps(course))
+    cfg, fit_res = ex.load_experiment(tmp_path / "exp1_1_L2_K32.json")
+    assert fit_res.num_epochs == 3 and len(fit_res.train_loss) == 6 and fit_res.test_acc[-1] == 35
+    fig, axes = plot_exp_results("exp1_1_L*_K32.json", results_dir=tmp_path)
+    assert [line.get_label() for line in axes[0].lines] == ["L2_K32"]
+    assert list(axes[0].lines[0].get_xdata()) == [0.5, 1.0, 1.5, 2.0, 2.5, 3.0]
+    # A per-batch list that does not divide into epochs is still an error, naming the file.
+    course["results"]["train_loss"] = [2.3] * 5
+    (tmp_path / "bad.json").write_text(json.dumps(course))
+    with pytest.raises(ex.ExperimentFileError, match="bad.json: results.train_loss has 5 values"):
+        ex.load_experiment(tmp_path / "bad.json")

@@ -59,7 +59,7 @@ def test_log_loss_and_bad_input():
     with pytest.raises(TypeError, match="test_acc"):
         plot_fit({"train_loss": [1.0], "train_acc": [1.0], "test_loss": [1.0]})
     other, _ = plt.subplots()
-    with pytest.raises(ValueError, match="4 axes"):
+    with pytest.raises(ValueError, match=r"4 or 6 panels\), it has 1 axes"):
         plot_fit(RUN_A, fig=other)
 
 
@@ -70,3 +70,28 @@ def test_accepts_training_fitresult():
     assert list(axes[2].lines[0].get_ydata()) == RUN_A.test_loss
     _, axes = plot_fit(fit.to_dict())
     assert list(axes[3].lines[0].get_ydata()) == RUN_A.test_acc
+
+
+def test_a_run_with_a_validation_split_gets_a_row_of_its_own():
+    training = pytest.importorskip("hw2.training")
+    fit = training.FitResult(*RUN_A, val_loss=[2.2, 1.8, 1.7], val_acc=[15.0, 28.0, 36.0])
+    fig, axes = plot_fit(fit, legend="with val")
+    assert [ax.get_title() for ax in axes] == [
+        "Training loss", "Training accuracy", "Validation loss", "Validation accuracy",
+        "Test loss", "Test accuracy"]
+    assert list(axes[3].lines[0].get_ydata()) == fit.val_acc
+    # A run without validation overlays on such a figure, leaving the row empty.
+    plot_fit(RUN_B, fig=fig, legend="no val")
+    assert [line.get_label() for line in axes[2].lines] == ["with val"]
+    assert [line.get_label() for line in axes[4].lines] == ["with val", "no val"]
+
+
+def test_per_batch_losses_of_the_course_files_are_drawn_at_fractions_of_an_epoch():
+    """The original course stores one loss per batch: 4 batches per epoch here."""
+    course = dict(num_epochs=2, train_loss=[2.0, 1.9, 1.8, 1.7, 1.6, 1.5, 1.4, 1.3],
+                  train_acc=[20.0, 30.0], test_loss=[2.1, 2.0, 1.9, 1.8, 1.7, 1.7, 1.6, 1.6],
+                  test_acc=[18.0, 25.0])
+    _, axes = plot_fit(course)
+    np.testing.assert_allclose(axes[0].lines[0].get_xdata(), np.arange(1, 9) / 4)
+    assert list(axes[1].lines[0].get_xdata()) == [1, 2]
+
