@@ -1,20 +1,27 @@
-"""Training throughput (images/s) of the experiment runner versus a course-style loop.
+"""Training throughput (images/s) of the experiment runner versus two plain loops.
 
 Same network (experiment 1.1's ConvClassifier with L=8, K=64, the grid's
-hyperparameters), same device, same optimizer; only the way batches are made
-and consumed differs:
+hyperparameters), same device, same optimizer and batch size; only the way
+batches are made and consumed differs:
 
 - runner: ``hw2.experiments``' own path -- the whole dataset on the device as
   uint8 (``hw2.data.GPUBatches``), flip/crop augmentation on whole batches
   there, ``TorchTrainer.train_epoch`` with no host sync inside the epoch,
-  bfloat16 autocast and channels-last on CUDA (float32 on a CPU);
+  channels-last memory, bfloat16 autocast on CUDA (float32 on a CPU);
+- plain: the leanest PyTorch loop on the same model -- batches already made
+  (float32, channels-last, in memory on the device), then zero_grad,
+  forward, loss, backward, step, and nothing else. It does no augmentation:
+  whatever the runner spends on making its batches shows in the ratio;
 - course: what the original assignment does -- a ``Dataset`` that turns each
   uint8 image into a PIL image, then ``ToTensor`` + ``Normalize`` (as
   torchvision's CIFAR10 dataset does), a ``DataLoader`` with 2 workers,
   float32, batch 128, and ``loss.item()`` / accuracy ``.item()`` per batch.
 
-Each path runs a few timed segments of ``--batches`` batches after a warm-up
-segment; the median images/s is reported, then the ratio runner / course.
+The runner and the plain loop alternate, one timed segment of ``--batches``
+batches each per round, after a warm-up round; each round gives a ratio, and
+the median ratio is reported with the median images/s of each path (a slow
+moment of a shared machine hits both paths of a round alike). The course
+loop runs after them.
 
     HW2_CIFAR10=/path/to/cifar10-jpeg.tar.xz python benchmarks/runner_throughput.py
     python benchmarks/runner_throughput.py --device cuda      # full sizes on a GPU
@@ -65,22 +72,54 @@ def _sync(device):
         torch.cuda.synchronize(device)
 
 
-def runner_rates(cfg, data, device, batches: int, repeats: int) -> list[float]:
-    """images/s of TorchTrainer.train_epoch over GPUBatches, one value per segment."""
+def plain_batches(cfg, data, device, count: int, batch_size: int):
+    """``count`` ready batches: normalised float32, channels-last, on ``device``."""
+    from hw2.data import CIFAR10_MEAN, CIFAR10_STD
+
+    idx = class_balanced_indices(data.train_y, count * batch_size, 0)
+    mean = torch.tensor(CIFAR10_MEAN).view(1, 3, 1, 1) * 255
+    std = torch.tensor(CIFAR10_STD).view(1, 3, 1, 1) * 255
+    x = ((data.train_x[idx].float() - mean) / std).to(device)
+    x = x.contiguous(memory_format=torch.channels_last)
+    y = data.train_y[idx].to(device)
+    return [(x[i:i + batch_size], y[i:i + batch_size]) for i in range(0, len(y), batch_size)]
+
+
+def plain_loop(model, optimizer, loss_fn, batches) -> None:
+    """zero_grad, forward, loss, backward, step for each batch; one sync at the end."""
+    model.train()
+    for X, y in batches:
+        optimizer.zero_grad(set_to_none=True)
+        loss_fn(model(X), y).backward()
+        optimizer.step()
+
+
+def runner_and_plain(cfg, data, device, batches: int, repeats: int):
+    """Alternating segments of the runner and the plain loop: (runner rates, plain rates)."""
     ex.configure_backends(device)
     torch.manual_seed(0)
     dl_train, _, _ = ex.build_batches(cfg, data, device, seed=0)
     trainer = ex.build_trainer(cfg, ex.build_model(cfg), device, steps_per_epoch=len(dl_train))
     batches = min(batches, len(dl_train))
-    rates = []
-    for i in range(repeats + 1):  # the first segment warms up (cuDNN autotuning, allocator)
+    torch.manual_seed(0)
+    model = ex.build_model(cfg).to(device).to(memory_format=torch.channels_last)
+    optimizer, _ = ex.build_optimizer(cfg, model, steps_per_epoch=batches)
+    loss_fn = torch.nn.CrossEntropyLoss()
+    ready = plain_batches(cfg, data, device, batches, cfg.bs_train)
+    runner, plain = [], []
+    for i in range(repeats + 1):  # the first round warms up (allocators, autotuning)
         _sync(device)
         t0 = time.perf_counter()
-        trainer.train_epoch(dl_train, max_batches=batches, verbose=False)  # ends with one host sync
+        trainer.train_epoch(dl_train, max_batches=batches, verbose=False)
         _sync(device)
+        t1 = time.perf_counter()
+        plain_loop(model, optimizer, loss_fn, ready)
+        _sync(device)
+        t2 = time.perf_counter()
         if i:
-            rates.append(batches * cfg.bs_train / (time.perf_counter() - t0))
-    return rates
+            runner.append(batches * cfg.bs_train / (t1 - t0))
+            plain.append(batches * cfg.bs_train / (t2 - t1))
+    return runner, plain
 
 
 def course_rates(cfg, data, device, batches: int, repeats: int, batch_size: int, workers: int) -> list[float]:
@@ -122,12 +161,17 @@ def course_rates(cfg, data, device, batches: int, repeats: int, batch_size: int,
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N")
-    p.add_argument("--train-size", type=int, help="training images (default: 2048 on CPU, all on GPU)")
-    p.add_argument("--batches", type=int, help="batches per timed segment (default: 3 on CPU, 50 on GPU)")
-    p.add_argument("--repeats", type=int, default=3, help="timed segments per path (median reported)")
-    p.add_argument("--bs-runner", type=int, help="runner batch size (default: 128 on CPU, the grid's on GPU)")
+    p.add_argument("--train-size", type=int,
+                   help="training images (default: 2048 on CPU, all on GPU)")
+    p.add_argument("--batches", type=int,
+                   help="batches per timed segment (default: 3 on CPU, 50 on GPU)")
+    p.add_argument("--repeats", type=int, default=7,
+                   help="timed rounds (median reported)")
+    p.add_argument("--bs-runner", type=int,
+                   help="runner and plain batch size (default: 128 on CPU, the grid's on GPU)")
     p.add_argument("--bs-course", type=int, default=128, help="course-style batch size")
     p.add_argument("--workers", type=int, default=2, help="course-style DataLoader workers")
+    p.add_argument("--no-course", action="store_true", help="skip the course-style loop")
     args = p.parse_args(argv)
 
     device = ex.resolve_device(args.device)
@@ -135,7 +179,7 @@ def main(argv=None) -> int:
     grid_run = next(c for c in ex.EXPERIMENTS["exp1_1"].runs()
                     if c.layers_per_block == 8 and c.filters_per_layer == [64])
     cfg = grid_run.replace(
-        device=str(device),
+        device=str(device), val_size=None,
         train_size=args.train_size if args.train_size else (None if on_cuda else 2048),
         bs_train=args.bs_runner or (grid_run.bs_train if on_cuda else 128),
         lr_schedule="constant", warmup=0.0,
@@ -145,19 +189,29 @@ def main(argv=None) -> int:
     data = load_cifar10()
     print(f"device: {ex.device_name(device)} ({device}), torch {torch.__version__}, "
           f"{torch.get_num_threads()} CPU threads")
-    print(f"network: exp1_1 L=8 K=64 ConvClassifier (P={cfg.resolved_pool_every}, H={cfg.hidden_dims}, "
-          f"{sum(p.numel() for p in ex.build_model(cfg).parameters()):,} parameters); "
-          f"{cfg.optimizer} lr {cfg.lr:g}; {cfg.train_size or len(data.train_y)} training images")
+    n_params = sum(p.numel() for p in ex.build_model(cfg).parameters())
+    print(f"network: exp1_1 L=8 K=64 ConvClassifier (P={cfg.resolved_pool_every}, "
+          f"H={cfg.hidden_dims}, {n_params:,} parameters); {cfg.optimizer} lr {cfg.lr:g}; "
+          f"{cfg.train_size or len(data.train_y)} training images")
 
-    r = runner_rates(cfg, data, device, batches, args.repeats)
-    precision = "bfloat16 autocast, channels-last" if (on_cuda and cfg.amp) else "float32"
+    r, plain = runner_and_plain(cfg, data, device, batches, args.repeats)
+    ratios = [a / b for a, b in zip(r, plain)]
+    precision = "bfloat16 autocast, channels-last" if (on_cuda and cfg.amp) else \
+        "float32, channels-last"
     print(f"runner: GPUBatches + TorchTrainer, batch {cfg.bs_train}, {precision}: "
           f"median {statistics.median(r):,.0f} images/s ({args.repeats} x {batches} batches: "
           f"{', '.join(f'{x:,.0f}' for x in r)})", flush=True)
+    print(f"plain:  ready channels-last batches, zero_grad/forward/backward/step, batch "
+          f"{cfg.bs_train}: median {statistics.median(plain):,.0f} images/s "
+          f"({', '.join(f'{x:,.0f}' for x in plain)})", flush=True)
+    print(f"ratio runner / plain: median {statistics.median(ratios):.3f}x over "
+          f"{len(ratios)} rounds ({', '.join(f'{x:.3f}' for x in ratios)})", flush=True)
+    if args.no_course:
+        return 0
     c = course_rates(cfg, data, device, batches, args.repeats, args.bs_course, args.workers)
-    print(f"course: PIL -> ToTensor DataLoader ({args.workers} workers), batch {args.bs_course}, float32: "
-          f"median {statistics.median(c):,.0f} images/s ({args.repeats} x {batches} batches: "
-          f"{', '.join(f'{x:,.0f}' for x in c)})")
+    print(f"course: PIL -> ToTensor DataLoader ({args.workers} workers), batch {args.bs_course}, "
+          f"float32: median {statistics.median(c):,.0f} images/s ({args.repeats} x {batches} "
+          f"batches: {', '.join(f'{x:,.0f}' for x in c)})")
     print(f"ratio runner / course: {statistics.median(r) / statistics.median(c):.2f}x")
     return 0
 
