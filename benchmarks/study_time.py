@@ -20,9 +20,13 @@ the result files of a sweep record the same epoch times, as it ran.
 from __future__ import annotations
 
 import argparse
+import datetime
+import json
+import platform
 import statistics
 import sys
 import time
+from pathlib import Path
 
 import torch
 
@@ -57,6 +61,9 @@ def main(argv=None) -> int:
     p.add_argument("--epochs", type=int, default=1, help="epochs timed per run (median used)")
     p.add_argument("--only", nargs="+", metavar="NAME", help="experiments to time (default: all)")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N")
+    p.add_argument("--json", metavar="FILE",
+                   help="also write the measurements to FILE (the experiments chapter reads "
+                        "benchmarks/study_time_<protocol>.json)")
     args = p.parse_args(argv)
     if args.epochs < 1:
         p.error(f"--epochs must be at least 1, got {args.epochs}")
@@ -69,18 +76,27 @@ def main(argv=None) -> int:
     device = ex.resolve_device(args.device)
     print(f"protocol {args.protocol} on {ex.device_name(device)} ({device}), "
           f"{torch.get_num_threads()} threads, torch {torch.__version__}", flush=True)
-    projected = {}
+    projected, epochs_s = {}, {}
     for name in names:
         for cfg in ex.EXPERIMENTS[name].runs(protocol=args.protocol):
             cfg = cfg.replace(device=args.device)
             seconds = epoch_seconds(cfg, data, args.epochs)
             projected[cfg.file_stem] = statistics.median(seconds) * cfg.epochs
+            epochs_s[cfg.file_stem] = seconds
             print(f"{cfg.file_stem:28s} epoch {statistics.median(seconds):7.1f} s -> "
                   f"{cfg.epochs} epochs {projected[cfg.file_stem]:7.0f} s", flush=True)
     total = sum(projected.values())
     slowest = sorted(projected.items(), key=lambda kv: -kv[1])[:3]
     print(f"{len(projected)} runs: projected {total:,.0f} s = {total / 3600:.2f} h; slowest: "
           + ", ".join(f"{k} {v:,.0f} s" for k, v in slowest))
+    if args.json:
+        record = {"protocol": args.protocol, "device": ex.device_name(device),
+                  "threads": torch.get_num_threads(), "torch": torch.__version__,
+                  "host": platform.node(), "epochs_timed": args.epochs,
+                  "timestamp": datetime.datetime.now(datetime.timezone.utc).isoformat(
+                      timespec="seconds"),
+                  "epoch_s": epochs_s, "projected_run_s": projected, "projected_total_s": total}
+        Path(args.json).write_text(json.dumps(record, indent=1) + "\n")
     return 0
 
 

@@ -18,12 +18,14 @@ Everything here reads only result files and the grid; nothing trains.
 from __future__ import annotations
 
 import html
+import json
 import math
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from hw2._io import repo_root
 from hw2.experiments import (EXPERIMENTS, RunConfig, build_model, describe_model,
                              experiment_status, load_experiment, load_record, results_dir)
 
@@ -39,6 +41,7 @@ __all__ = [
     "experiment_figure",
     "status_table",
     "hardware_label",
+    "quiet_timing",
 ]
 
 #: The protocols in the order the chapter prefers them.
@@ -252,4 +255,25 @@ def status_table(root: str | os.PathLike | None = None) -> Table:
                 rows.append([r.name, protocol, _device(r.record), f"{r.total_seconds:,.0f}",
                              f"{ips:,.0f}" if ips and math.isfinite(ips) else "n/a"])
     return Table(["run", "protocol", "device", "wall time (s)", "training images/s"], rows)
+
+
+def quiet_timing(protocol: str = "cpu") -> dict | None:
+    """The epoch times of every run of ``protocol`` on a quiet machine, if measured.
+
+    ``benchmarks/study_time.py --protocol P --json benchmarks/study_time_P.json``
+    writes them: per run the timed epochs (``epoch_s``) and the projected run
+    time (``projected_run_s``), and the whole study's (``projected_total_s``).
+    None when that file does not exist.
+    """
+    path = repo_root() / "benchmarks" / f"study_time_{protocol}.json"
+    if not path.is_file():
+        return None
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError) as e:
+        raise ValueError(f"cannot read {path}: {e}") from None
+    missing = {"epoch_s", "projected_run_s", "projected_total_s"} - set(data)
+    if missing:
+        raise ValueError(f"{path} lacks {', '.join(sorted(missing))}")
+    return data
 

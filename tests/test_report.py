@@ -88,3 +88,18 @@ def test_figures_name_protocol_and_hardware_and_say_when_empty(tmp_path):
 def test_every_experiment_has_a_table_row_per_run(name, tmp_path):
     runs = report.study_runs(name, "cpu", tmp_path)
     assert len(report.summary_table(runs).rows) == len(EXPERIMENTS[name].runs())
+
+
+def test_quiet_timing_reads_the_benchmark_file(tmp_path, monkeypatch):
+    import json
+
+    monkeypatch.setattr(report, "repo_root", lambda: tmp_path)
+    assert report.quiet_timing("cpu") is None
+    (tmp_path / "benchmarks").mkdir()
+    path = tmp_path / "benchmarks" / "study_time_cpu.json"
+    path.write_text(json.dumps({"epoch_s": {"a": [1.0]}, "projected_run_s": {"a": 5.0},
+                                "projected_total_s": 5.0}))
+    assert report.quiet_timing("cpu")["projected_total_s"] == 5.0
+    path.write_text(json.dumps({"epoch_s": {}}))
+    with pytest.raises(ValueError, match="lacks projected_run_s, projected_total_s"):
+        report.quiet_timing("cpu")
