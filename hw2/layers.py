@@ -421,8 +421,10 @@ class CrossEntropyLoss(Layer):
             )
         n, c = x.shape
         if n == 0:
-            raise ValueError("CrossEntropyLoss: the batch is empty (scores of shape "
-                             f"{tuple(x.shape)}); the mean loss of no samples is undefined")
+            raise ValueError(
+                "CrossEntropyLoss: the batch is empty (scores of shape "
+                f"{tuple(x.shape)}); the mean loss of no samples is undefined"
+            )
         if y is None:
             raise TypeError(
                 "CrossEntropyLoss: labels are missing, call loss_fn(scores, y)"
