@@ -30,7 +30,13 @@ ParamPair = tuple[Tensor, Tensor]
 
 def _check_real(name: str, value, *, low: float, high: float = math.inf,
                 low_open: bool = False, high_open: bool = False) -> float:
-    """``value`` as a float, or a ValueError/TypeError naming it and its allowed range."""
+    """``value`` as a float.
+
+    Raises:
+        TypeError: ``value`` is not a real number (the message names it).
+        ValueError: ``value`` is outside its allowed range (the message names
+            it and the range).
+    """
     if isinstance(value, bool) or not isinstance(value, Real):
         raise TypeError(f"{name} must be a real number, got {value!r}")
     value = float(value)
@@ -39,7 +45,9 @@ def _check_real(name: str, value, *, low: float, high: float = math.inf,
     if math.isnan(value) or too_low or too_high:
         left = "(" if low_open else "["
         right = ")" if high_open or math.isinf(high) else "]"
-        raise ValueError(f"{name} must be in {left}{low:g}, {high:g}{right}, got {value!r}")
+        raise ValueError(
+            f"{name} must be in {left}{low:g}, {high:g}{right}, got {value!r}"
+        )
     return value
 
 
@@ -51,37 +59,49 @@ class Optimizer:
     which changes one parameter in place. ``step`` calls it under
     ``torch.no_grad()`` for every pair. (A subclass may instead override
     ``step`` itself, as in the original assignment.)
+
+    Args:
+        params: the ``(param, grad)`` pairs to optimise, e.g.
+            ``model.params()`` of an ``hw2.layers`` model. Each pair holds two
+            tensors of the same shape.
     """
 
     #: Names of the attributes saved by ``state_dict`` besides the state.
     hyperparameters: tuple[str, ...] = ()
 
     def __init__(self, params: Iterable[ParamPair]):
-        """
-        :param params: the ``(param, grad)`` pairs to optimise, e.g.
-            ``model.params()`` of an ``hw2.layers`` model. Each pair holds two
-            tensors of the same shape.
-        """
         if type(self).update is Optimizer.update and type(self).step is Optimizer.step:
-            raise TypeError(f"{type(self).__name__} is abstract: a subclass of Optimizer must "
-                            "implement update(p, dp, state) or step()")
+            raise TypeError(
+                f"{type(self).__name__} is abstract: a subclass of Optimizer must "
+                "implement update(p, dp, state) or step()"
+            )
         if isinstance(params, Tensor) or not isinstance(params, Iterable):
-            raise TypeError(f"params must be a list of (param, grad) tensor pairs, got {type(params).__name__}")
+            raise TypeError(
+                f"params must be a list of (param, grad) tensor pairs, "
+                f"got {type(params).__name__}"
+            )
         params = list(params)
         if not params:
             raise ValueError("params is empty: the optimizer has nothing to optimize")
         for i, pair in enumerate(params):
             if not (isinstance(pair, (tuple, list)) and len(pair) == 2
                     and all(isinstance(t, Tensor) for t in pair)):
-                raise TypeError(f"params[{i}] must be a (param, grad) pair of tensors, got {pair!r:.80}")
+                raise TypeError(
+                    f"params[{i}] must be a (param, grad) pair of tensors, "
+                    f"got {pair!r:.80}"
+                )
             p, dp = pair
             if p.shape != dp.shape:
-                raise ValueError(f"params[{i}]: param shape {tuple(p.shape)} differs from "
-                                 f"grad shape {tuple(dp.shape)}")
+                raise ValueError(
+                    f"params[{i}]: param shape {tuple(p.shape)} differs from "
+                    f"grad shape {tuple(dp.shape)}"
+                )
             if not (p.is_floating_point() and dp.is_floating_point()):
-                raise TypeError(f"params[{i}]: parameters and gradients must be floating-point "
-                                f"tensors (a step moves them by fractions), got {p.dtype} and "
-                                f"{dp.dtype}")
+                raise TypeError(
+                    f"params[{i}]: parameters and gradients must be floating-point "
+                    f"tensors (a step moves them by fractions), got {p.dtype} and "
+                    f"{dp.dtype}"
+                )
         self._params: list[ParamPair] = [(p, dp) for p, dp in params]
         #: Per-parameter state, keyed by the parameter's index in ``params``.
         self.state: dict[int, dict[str, Any]] = {}
@@ -105,8 +125,11 @@ class Optimizer:
     def update(self, p: Tensor, dp: Tensor, state: dict[str, Any]) -> None:
         """Update parameter ``p`` in place from its gradient ``dp``.
 
-        :param state: this parameter's state (empty on the first step);
-            the method creates what it needs on first use.
+        Args:
+            p: the parameter, any shape.
+            dp: its gradient, the same shape.
+            state: this parameter's state (empty on the first step); the
+                method creates what it needs on first use.
         """
         raise NotImplementedError
 
@@ -117,19 +140,29 @@ class Optimizer:
     def state_dict(self) -> dict[str, Any]:
         """Hyperparameters and per-parameter state (tensors cloned), for checkpoints."""
         return {
-            "hyperparameters": {name: getattr(self, name) for name in self.hyperparameters},
-            "state": {i: {k: v.clone() if isinstance(v, Tensor) else v for k, v in s.items()}
-                      for i, s in self.state.items()},
+            "hyperparameters": {
+                name: getattr(self, name) for name in self.hyperparameters
+            },
+            "state": {
+                i: {k: v.clone() if isinstance(v, Tensor) else v for k, v in s.items()}
+                for i, s in self.state.items()
+            },
         }
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
-        """Restore what ``state_dict`` saved; state tensors move to their parameter's device."""
-        if not isinstance(state_dict, dict) or not isinstance(
-                state_dict.get("hyperparameters"), dict) or not isinstance(
-                state_dict.get("state"), dict):
-            keys = sorted(state_dict) if isinstance(state_dict, dict) else type(state_dict).__name__
-            raise ValueError(f"{type(self).__name__}.load_state_dict needs the dict of "
-                             f"state_dict(), with 'hyperparameters' and 'state'; got {keys}")
+        """Restore what ``state_dict`` saved.
+
+        State tensors move to their parameter's device.
+        """
+        if (not isinstance(state_dict, dict)
+                or not isinstance(state_dict.get("hyperparameters"), dict)
+                or not isinstance(state_dict.get("state"), dict)):
+            keys = (sorted(state_dict) if isinstance(state_dict, dict)
+                    else type(state_dict).__name__)
+            raise ValueError(
+                f"{type(self).__name__}.load_state_dict needs the dict of "
+                f"state_dict(), with 'hyperparameters' and 'state'; got {keys}"
+            )
         hyper = state_dict["hyperparameters"]
         unknown = set(hyper) - set(self.hyperparameters)
         if unknown:
@@ -139,17 +172,21 @@ class Optimizer:
         for i, s in state_dict["state"].items():
             i = int(i)
             if not 0 <= i < len(self._params):
-                raise ValueError(f"state_dict holds state for parameter {i}, but the optimizer "
-                                 f"has only {len(self._params)} parameters")
+                raise ValueError(
+                    f"state_dict holds state for parameter {i}, but the optimizer "
+                    f"has only {len(self._params)} parameters"
+                )
             p = self._params[i][0]
             state[i] = {}
             for k, v in s.items():
                 if isinstance(v, Tensor):
                     if v.shape != p.shape and v.dim() > 0:
-                        raise ValueError(f"state_dict: state {k!r} of parameter {i} has shape "
-                                         f"{tuple(v.shape)}, the parameter {tuple(p.shape)}")
-                    v = v.to(device=p.device, dtype=p.dtype if v.is_floating_point() else v.dtype,
-                             copy=True)
+                        raise ValueError(
+                            f"state_dict: state {k!r} of parameter {i} has shape "
+                            f"{tuple(v.shape)}, the parameter {tuple(p.shape)}"
+                        )
+                    dtype = p.dtype if v.is_floating_point() else v.dtype
+                    v = v.to(device=p.device, dtype=dtype, copy=True)
                 state[i][k] = v
         # Re-run the constructor's checks on the restored hyperparameters.
         current = {n: getattr(self, n) for n in self.hyperparameters}
@@ -173,15 +210,16 @@ class VanillaSGD(Optimizer):
         \theta \leftarrow \theta - \eta\,(\nabla L + \lambda\theta)
 
     Same as ``torch.optim.SGD(params, lr=η, weight_decay=λ)`` (momentum 0).
+
+    Args:
+        params: the ``(param, grad)`` pairs (see :class:`Optimizer`).
+        learn_rate: η ≥ 0.
+        reg: λ ≥ 0, the L2 regularisation strength.
     """
 
     hyperparameters = ("learn_rate", "reg")
 
     def __init__(self, params, learn_rate: float = 1e-3, reg: float = 1e-3):
-        """
-        :param learn_rate: η ≥ 0.
-        :param reg: λ ≥ 0, the L2 regularisation strength.
-        """
         super().__init__(params)
         hp = self._validate(learn_rate=learn_rate, reg=reg)
         self.learn_rate, self.reg = hp["learn_rate"], hp["reg"]
@@ -209,25 +247,30 @@ class MomentumSGD(Optimizer):
     step, so the parameters agree exactly (up to rounding). If η changes
     during training they differ: torch applies the new η to the whole buffer,
     this class only to the new gradient.
+
+    Args:
+        params: the ``(param, grad)`` pairs (see :class:`Optimizer`).
+        learn_rate: η ≥ 0.
+        reg: λ ≥ 0, the L2 regularisation strength.
+        momentum: μ in [0, 1), the fraction of the velocity kept each step.
     """
 
     hyperparameters = ("learn_rate", "reg", "momentum")
 
-    def __init__(self, params, learn_rate: float = 1e-3, reg: float = 1e-3, momentum: float = 0.9):
-        """
-        :param learn_rate: η ≥ 0.
-        :param reg: λ ≥ 0, the L2 regularisation strength.
-        :param momentum: μ in [0, 1), the fraction of the velocity kept each step.
-        """
+    def __init__(self, params, learn_rate: float = 1e-3, reg: float = 1e-3,
+                 momentum: float = 0.9):
         super().__init__(params)
         hp = self._validate(learn_rate=learn_rate, reg=reg, momentum=momentum)
-        self.learn_rate, self.reg, self.momentum = hp["learn_rate"], hp["reg"], hp["momentum"]
+        self.learn_rate, self.reg, self.momentum = (
+            hp["learn_rate"], hp["reg"], hp["momentum"])
 
     @staticmethod
     def _validate(learn_rate, reg, momentum):
-        return dict(learn_rate=_check_real("learn_rate", learn_rate, low=0),
-                    reg=_check_real("reg", reg, low=0),
-                    momentum=_check_real("momentum", momentum, low=0, high=1, high_open=True))
+        return dict(
+            learn_rate=_check_real("learn_rate", learn_rate, low=0),
+            reg=_check_real("reg", reg, low=0),
+            momentum=_check_real("momentum", momentum, low=0, high=1, high_open=True),
+        )
 
     def update(self, p, dp, state):
         g = self._regularized_grad(p, dp)  # g = ∇L + λθ
@@ -252,18 +295,19 @@ class RMSProp(Optimizer):
     puts it outside, ``θ ← θ − η g / (√r + ε')``. The two agree exactly when
     ε = ε' = 0 (that is how the tests compare them); with ε > 0 they differ
     only where r is comparable to ε (inside) or √r to ε' (outside).
+
+    Args:
+        params: the ``(param, grad)`` pairs (see :class:`Optimizer`).
+        learn_rate: η ≥ 0.
+        reg: λ ≥ 0, the L2 regularisation strength.
+        decay: γ in [0, 1), the weight of the old running mean of g².
+        eps: ε ≥ 0, added to r under the square root.
     """
 
     hyperparameters = ("learn_rate", "reg", "decay", "eps")
 
     def __init__(self, params, learn_rate: float = 1e-3, reg: float = 1e-3,
                  decay: float = 0.99, eps: float = 1e-8):
-        """
-        :param learn_rate: η ≥ 0.
-        :param reg: λ ≥ 0, the L2 regularisation strength.
-        :param decay: γ in [0, 1), the weight of the old running mean of g².
-        :param eps: ε ≥ 0, added to r under the square root.
-        """
         super().__init__(params)
         hp = self._validate(learn_rate=learn_rate, reg=reg, decay=decay, eps=eps)
         self.learn_rate, self.reg, self.decay, self.eps = (
@@ -282,7 +326,8 @@ class RMSProp(Optimizer):
             state["square_avg"] = torch.zeros_like(p)
         r = state["square_avg"]
         r.mul_(self.decay).addcmul_(g, g, value=1 - self.decay)  # r ← γr + (1−γ) g²
-        p.addcdiv_(g, r.add(self.eps).sqrt_(), value=-self.learn_rate)  # θ ← θ − η g/√(r+ε)
+        denom = r.add(self.eps).sqrt_()  # √(r+ε)
+        p.addcdiv_(g, denom, value=-self.learn_rate)  # θ ← θ − η g/√(r+ε)
 
 
 class Adam(Optimizer):
@@ -300,18 +345,20 @@ class Adam(Optimizer):
     weight_decay=λ)``, which this matches exactly. The L2 term is coupled
     (added to the gradient, then rescaled); AdamW's decoupled decay is a
     different algorithm.
+
+    Args:
+        params: the ``(param, grad)`` pairs (see :class:`Optimizer`).
+        learn_rate: η ≥ 0.
+        reg: λ ≥ 0, the L2 regularisation strength.
+        betas: (β₁, β₂), each in [0, 1): decay of the running means of g and
+            g².
+        eps: ε ≥ 0, added to √ŝ.
     """
 
     hyperparameters = ("learn_rate", "reg", "betas", "eps")
 
     def __init__(self, params, learn_rate: float = 1e-3, reg: float = 0.0,
                  betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8):
-        """
-        :param learn_rate: η ≥ 0.
-        :param reg: λ ≥ 0, the L2 regularisation strength.
-        :param betas: (β₁, β₂), each in [0, 1): decay of the running means of g and g².
-        :param eps: ε ≥ 0, added to √ŝ.
-        """
         super().__init__(params)
         hp = self._validate(learn_rate=learn_rate, reg=reg, betas=betas, eps=eps)
         self.learn_rate, self.reg, self.betas, self.eps = (
@@ -321,11 +368,15 @@ class Adam(Optimizer):
     def _validate(learn_rate, reg, betas, eps):
         if not (isinstance(betas, (tuple, list)) and len(betas) == 2):
             raise ValueError(f"betas must be a pair (beta1, beta2), got {betas!r}")
-        return dict(learn_rate=_check_real("learn_rate", learn_rate, low=0),
-                    reg=_check_real("reg", reg, low=0),
-                    betas=(_check_real("betas[0]", betas[0], low=0, high=1, high_open=True),
-                           _check_real("betas[1]", betas[1], low=0, high=1, high_open=True)),
-                    eps=_check_real("eps", eps, low=0))
+        return dict(
+            learn_rate=_check_real("learn_rate", learn_rate, low=0),
+            reg=_check_real("reg", reg, low=0),
+            betas=(
+                _check_real("betas[0]", betas[0], low=0, high=1, high_open=True),
+                _check_real("betas[1]", betas[1], low=0, high=1, high_open=True),
+            ),
+            eps=_check_real("eps", eps, low=0),
+        )
 
     def update(self, p, dp, state):
         beta1, beta2 = self.betas
