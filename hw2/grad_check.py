@@ -240,10 +240,18 @@ def numerical_gradient(
     For each element i:  ``(g(x + eps·e_i) - g(x - eps·e_i)) / (2·eps)``
     with ``g(x) = Σ dout ⊙ f(x)`` (``dout = 1`` when f returns a scalar).
     The error is O(eps²) plus rounding O(ulp / eps): use float64.
-
-    ``x`` is perturbed in place and restored, so f may read it through a
-    reference (e.g. ``x = layer.w`` with ``f = lambda _: layer(inputs)``).
     Costs 2·x.numel() evaluations of f: keep x small.
+
+    Args:
+        f: the function. ``x`` is perturbed in place and restored, so f may
+            read it through a reference (e.g. ``x = layer.w`` with
+            ``f = lambda _: layer(inputs)``).
+        x: the point, any shape.
+        eps: the step.
+        dout: the upstream gradient, f(x)'s shape (None: f returns a scalar).
+
+    Returns:
+        The estimate, x's shape.
     """
     grad = torch.zeros_like(x)
     flat_x = x.view(-1)  # shares storage with x
@@ -268,6 +276,10 @@ def relative_error(a: torch.Tensor, b: torch.Tensor,
     whole gradient rather than entry by entry, so that tiny entries (from a
     softmax probability of 1e-9, say), whose finite-difference estimates are
     all rounding error, do not dominate.
+
+    Args:
+        a, b: tensors of one shape.
+        floor: the smallest scale divided by (two zero tensors give 0).
     """
     scale = max(a.abs().max().item(), b.abs().max().item(), floor)
     return (a - b).abs().max().item() / scale
