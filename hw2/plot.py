@@ -9,7 +9,8 @@ import numpy as np
 __all__ = ["plot_fit", "plot_exp_results", "PANEL_TITLES"]
 
 _SPLITS = ("train", "val", "test")
-# Panel titles in words, for readers (the curve's field name is kept as the axes' label).
+# Panel titles in words, for readers (the curve's field name is kept as the axes'
+# label).
 PANEL_TITLES = {
     "train_loss": "Training loss", "train_acc": "Training accuracy",
     "val_loss": "Validation loss", "val_acc": "Validation accuracy",
@@ -34,9 +35,11 @@ def _curves(fit_res) -> dict[str, list[float]]:
         if values is None or (name.startswith("val") and not len(values)):
             if name.startswith("val"):
                 continue
-            raise TypeError(f"plot_fit needs a FitResult or a dict with train_loss, "
-                            f"train_acc, test_loss, test_acc; {type(fit_res).__name__} has "
-                            f"no {name!r}")
+            raise TypeError(
+                f"plot_fit needs a FitResult or a dict with train_loss, "
+                f"train_acc, test_loss, test_acc; {type(fit_res).__name__} has "
+                f"no {name!r}"
+            )
         curves[name] = [float("nan") if v is None else float(v) for v in values]
     return curves
 
@@ -80,8 +83,9 @@ def plot_fit(fit_res, fig=None, log_loss: bool = False, legend: str | None = Non
     curves = _curves(fit_res)
     if fig is None:
         splits = [s for s in _SPLITS if f"{s}_loss" in curves]
-        fig, axes = plt.subplots(nrows=len(splits), ncols=2, figsize=(12, 4 * len(splits)),
-                                 sharex="col")
+        fig, axes = plt.subplots(
+            nrows=len(splits), ncols=2, figsize=(12, 4 * len(splits)), sharex="col"
+        )
         axes = axes.reshape(-1)
     else:
         axes = np.array(fig.axes)
@@ -105,7 +109,8 @@ def plot_fit(fit_res, fig=None, log_loss: bool = False, legend: str | None = Non
         if name in curves:
             values = curves[name]
             ax.plot(_epochs_axis(values, epochs), values, label=legend)
-        ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # epochs are whole numbers
+        # epochs are whole numbers
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         if split == "test":  # the bottom row; the rows above share its x axis
             ax.set_xlabel("Epoch")
         if metric == "loss":
@@ -131,22 +136,31 @@ def _run_label(config: Mapping) -> str:
 
 
 def _run_sort_key(config: Mapping):
-    return (list(config.get("filters_per_layer", [])), config.get("layers_per_block", 0))
+    return (list(config.get("filters_per_layer", [])),
+            config.get("layers_per_block", 0))
 
 
 def plot_exp_results(pattern: str, results_dir=None, log_loss: bool = False, fig=None):
     """Overlay the curves of every result file matching a glob pattern.
 
-    pattern: a file-name glob inside ``results_dir``, e.g. ``"exp1_1_L*_K32.json"``
-        (``.json`` is appended when missing).
-    results_dir: folder of the result files; default
-        :func:`hw2.experiments.results_dir` (``$HW2_RESULTS_DIR``, the
-        repository's ``results/``, or ``./results`` outside the repository).
-    log_loss, fig: as for :func:`plot_fit`.
-
     Each run is labelled ``L<L>_K<k1>-<k2>...`` from its config; runs are
-    ordered by K, then L. Returns ``(fig, axes)``, or None after printing a
-    plain message when no file matches. A corrupt file raises an error naming it.
+    ordered by K, then L.
+
+    Args:
+        pattern: a file-name glob inside ``results_dir``, e.g.
+            ``"exp1_1_L*_K32.json"`` (``.json`` is appended when missing).
+        results_dir: folder of the result files; default
+            :func:`hw2.experiments.results_dir` (``$HW2_RESULTS_DIR``, the
+            repository's ``results/``, or ``./results`` outside the
+            repository).
+        log_loss, fig: as for :func:`plot_fit`.
+
+    Returns:
+        ``(fig, axes)``, or None after printing a plain message when no file
+        matches.
+
+    Raises:
+        ExperimentFileError: a corrupt file (the message names it).
     """
     from pathlib import Path
 
@@ -163,6 +177,8 @@ def plot_exp_results(pattern: str, results_dir=None, log_loss: bool = False, fig
     runs.sort(key=lambda run: _run_sort_key(run[0]))
     axes = None
     for config, fit_res in runs:
-        fig, axes = plot_fit(fit_res, fig=fig, log_loss=log_loss, legend=_run_label(config))
+        fig, axes = plot_fit(
+            fit_res, fig=fig, log_loss=log_loss, legend=_run_label(config)
+        )
     return fig, axes
 
