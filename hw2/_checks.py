@@ -50,7 +50,8 @@ def positive_int(name: str, value: Any, *, allow_none: bool = False,
     if value is None and allow_none:
         return None
     if not is_int(value) or value < 1:
-        fail(name, "a positive integer" + (" or None" if allow_none else ""), value, owner)
+        fail(name, "a positive integer" + (" or None" if allow_none else ""), value,
+             owner)
     return int(value)
 
 
@@ -74,10 +75,15 @@ def positive_real(name: str, value: Any, *, owner: str | None = None) -> float:
 
 def real_in(name: str, value: Any, low: float, high: float, *, high_open: bool = True,
             owner: str | None = None) -> float:
-    """``value`` as a float if ``low ≤ value < high`` (``≤ high`` with ``high_open=False``)."""
-    inside = is_real(value) and low <= value and (value < high if high_open else value <= high)
+    """``value`` as a float if ``low ≤ value < high``.
+
+    With ``high_open=False`` the bound is ``≤ high``.
+    """
+    inside = (is_real(value) and low <= value
+              and (value < high if high_open else value <= high))
     if not inside:
-        fail(name, f"a number in [{low:g}, {high:g}{')' if high_open else ']'}", value, owner)
+        bracket = ")" if high_open else "]"
+        fail(name, f"a number in [{low:g}, {high:g}{bracket}", value, owner)
     return float(value)
 
 
