@@ -20,7 +20,7 @@ def repo_root() -> Path:
 
 
 def temp_prefix(name: str) -> str:
-    """Name prefix of :func:`atomic_write`'s temporary files for a target named ``name``.
+    """Name prefix of :func:`atomic_write`'s temporary files for a target ``name``.
 
     A hidden file named after the target: ``.<name>.`` (``<name>.`` when the
     target is hidden already), then a random part and ``.tmp``.
@@ -29,7 +29,10 @@ def temp_prefix(name: str) -> str:
 
 
 def temp_glob(name: str) -> str:
-    """A glob pattern matching exactly the temporary files :func:`atomic_write` makes for ``name``."""
+    """A glob pattern matching exactly :func:`atomic_write`'s temporary files.
+
+    Those it makes for a target named ``name``.
+    """
     import glob
 
     return f"{glob.escape(temp_prefix(name))}*.tmp"
@@ -39,16 +42,24 @@ def atomic_write(path: str | os.PathLike, write: Callable[[IO[Any]], Any], *,
                  text: bool = False, mode: int = 0o644) -> None:
     """Write ``path`` so that it is either complete or absent.
 
-    ``write(f)`` writes the content to an open file ``f`` (binary, or text
-    with ``text=True``): a temporary file in the same folder (see
+    The content goes to a temporary file in the same folder (see
     :func:`temp_prefix`), flushed to disk, given permissions ``mode``
     (``mkstemp`` makes it private) and then renamed over ``path`` with
     ``os.replace``. On any exception the temporary file is removed. Missing
     parent folders are created.
+
+    Args:
+        path: the file to write.
+        write: ``write(f)`` writes the content to the open temporary file
+            ``f`` (binary, or text with ``text=True``).
+        text: open the temporary file in text mode.
+        mode: the permissions the file gets.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=temp_prefix(path.name), suffix=".tmp")
+    fd, tmp = tempfile.mkstemp(
+        dir=path.parent, prefix=temp_prefix(path.name), suffix=".tmp"
+    )
     try:
         with os.fdopen(fd, "w" if text else "wb") as f:
             os.fchmod(f.fileno(), mode)
