@@ -1,4 +1,4 @@
-"""The answers to the assignment's questions, and the hyperparameters its notebooks ask for.
+"""The answers to the assignment's questions, and its notebooks' hyperparameters.
 
 The original course's notebooks ``import hw2.answers`` and display
 ``part1_q1``, ``part2_q1``, ``part2_q2`` and ``part3_q1`` … ``part3_q6`` as
@@ -37,7 +37,8 @@ __all__ = [
     "part2_dropout_hp",
 ]
 
-#: answer name -> (chapter, relative to the repository root; the label of its section)
+#: answer name -> (chapter, relative to the repository root; the label of its
+#: section)
 ANSWERS: dict[str, tuple[str, str]] = {
     "part1_q1": ("book/part1/chain_rule.md", "sec-part1-q1"),
     "part2_q1": ("book/part2/questions.md", "sec-part2-q1"),
@@ -56,32 +57,38 @@ ANSWERS: dict[str, tuple[str, str]] = {
 # --------------------------------------------------------------------------
 
 def part2_overfit_hp() -> dict:
-    """``wstd``, ``lr``, ``reg`` for overfitting 20 images with an MLP 3072-128-128-128-10.
+    """``wstd``, ``lr``, ``reg`` for overfitting 20 images with an MLP.
 
-    The course's check: plain SGD, 20 epochs of two batches of 10 images, a
-    best training accuracy of at least 98%. With three hidden layers the
-    signal needs weights of std 0.1 (~1/√128) to reach the output at a useful
-    scale; smaller ones (0.05, 0.08) leave some orders of the images below
-    98% after 20 epochs. A moderate rate and no regularisation let the
-    network memorise. Checked on the JPEG copy for images scaled to [0, 1]
-    (``ToTensor``, as the course loads them) and normalised (``hw2.data``).
+    The MLP is 3072-128-128-128-10. The course's check: plain SGD, 20 epochs
+    of two batches of 10 images, a best training accuracy of at least 98%.
+    With three hidden layers the signal needs weights of std 0.1 (~1/√128) to
+    reach the output at a useful scale; smaller ones (0.05, 0.08) leave some
+    orders of the images below 98% after 20 epochs. A moderate rate and no
+    regularisation let the network memorise. Checked on the JPEG copy for
+    images scaled to [0, 1] (``ToTensor``, as the course loads them) and
+    normalised (``hw2.data``).
     """
     return dict(wstd=0.1, lr=0.02, reg=0.0)
 
 
 def part2_optim_hp() -> dict:
-    """``wstd``, ``lr_vanilla``, ``lr_momentum``, ``lr_rmsprop``, ``reg`` for the optimizer comparison.
+    """Hyperparameters for the optimizer comparison.
 
-    The learning rates of the book's comparison chapter (``book/part2/
+    ``wstd``, ``lr_vanilla``, ``lr_momentum``, ``lr_rmsprop``, ``reg``: the
+    learning rates of the book's comparison chapter (``book/part2/
     comparison.md``, chosen there on a validation split): RMSProp divides by
     the gradient's running RMS, so its rate is a per-parameter step size,
     about a hundred times smaller than SGD's.
     """
-    return dict(wstd=0.02, lr_vanilla=0.02, lr_momentum=0.005, lr_rmsprop=1e-4, reg=1e-3)
+    return dict(wstd=0.02, lr_vanilla=0.02, lr_momentum=0.005, lr_rmsprop=1e-4,
+                reg=1e-3)
 
 
 def part2_dropout_hp() -> dict:
-    """``wstd``, ``lr`` for the dropout experiment (momentum SGD, as in ``book/part2/dropout.md``)."""
+    """``wstd``, ``lr`` for the dropout experiment.
+
+    Momentum SGD, as in ``book/part2/dropout.md``.
+    """
     return dict(wstd=0.05, lr=2e-3)
 
 
@@ -114,16 +121,20 @@ def _answer_text(chapter: str, label: str) -> str:
         source = path.read_text(encoding="utf-8")
     except OSError as e:
         raise FileNotFoundError(
-            f"the answers are read from the book's chapters, and {chapter} cannot be read "
-            f"({e.strerror or e}); use hw2 from the repository checkout (pip install -e .)"
+            f"the answers are read from the book's chapters, and {chapter} cannot "
+            f"be read ({e.strerror or e}); use hw2 from the repository checkout "
+            f"(pip install -e .)"
         ) from None
     section = _section(source, label, chapter)
     return _to_markdown(section, chapter)
 
 
 def _section(source: str, label: str, chapter: str) -> list[str]:
-    """The lines of the section under ``(label)=``: its heading, down to the
-    next heading of the same or a higher level (code cells skipped over)."""
+    """The lines of the section under ``(label)=``.
+
+    Its heading, down to the next heading of the same or a higher level (code
+    cells skipped over).
+    """
     lines = source.splitlines()
     try:
         start = lines.index(f"({label})=")
@@ -132,14 +143,16 @@ def _section(source: str, label: str, chapter: str) -> list[str]:
     heading = next((i for i in range(start + 1, len(lines)) if lines[i].strip()), None)
     match = heading is not None and re.match(r"(#+) ", lines[heading])
     if not match:
-        raise LookupError(f"{chapter}: the label ({label})= is not followed by a heading")
+        raise LookupError(f"{chapter}: the label ({label})= is not followed by a "
+                          f"heading")
     level = len(match.group(1))
     end, fence = len(lines), None
     for i in range(heading + 1, len(lines)):
         stripped = lines[i].lstrip()
         if fence is None and stripped.startswith(("```", "~~~", ":::")):
             fence = re.match(r"[`~:]+", stripped).group(0)
-        elif fence is not None and stripped.startswith(fence) and not stripped[len(fence):].strip():
+        elif (fence is not None and stripped.startswith(fence)
+              and not stripped[len(fence):].strip()):
             fence = None
         elif fence is None:
             m = re.match(r"(#+) ", lines[i])
@@ -149,7 +162,8 @@ def _section(source: str, label: str, chapter: str) -> list[str]:
     return lines[heading:end]
 
 
-_FENCE = re.compile(r"^(?P<fence>```+|~~~+|:::+)\s*(?:\{(?P<directive>[\w:-]+)\})?\s*(?P<arg>.*)$")
+_FENCE = re.compile(r"^(?P<fence>```+|~~~+|:::+)\s*"
+                    r"(?:\{(?P<directive>[\w:-]+)\})?\s*(?P<arg>.*)$")
 _ROLE = re.compile(r"\{(?P<role>[\w:-]+)\}`(?P<body>[^`]*)`")
 _LABEL = re.compile(r"^\([\w:.-]+\)=\s*$")
 
@@ -161,7 +175,8 @@ def _to_markdown(lines: list[str], chapter: str) -> str:
         line = lines[i]
         m = _FENCE.match(line.strip())
         if m and m.group("directive"):
-            fence, directive, arg = m.group("fence"), m.group("directive"), m.group("arg").strip()
+            fence, directive = m.group("fence"), m.group("directive")
+            arg = m.group("arg").strip()
             body, i = _fenced_body(lines, i + 1, fence)
             out.extend(_directive(directive, arg, body, chapter))
             continue
@@ -193,7 +208,8 @@ def _directive(name: str, arg: str, body: list[str], chapter: str) -> list[str]:
         return ["$$", *content, "$$"]
     if name in ("note", "tip", "important", "warning", "admonition", "seealso", "hint"):
         title = arg or name.capitalize()
-        return [f"> **{title}.** " + _roles(" ".join(c.strip() for c in content), chapter), ""]
+        text = _roles(" ".join(c.strip() for c in content), chapter)
+        return [f"> **{title}.** " + text, ""]
     del options
     return [_roles(c, chapter) for c in content]
 
@@ -203,7 +219,8 @@ def _roles(line: str, chapter: str) -> str:
         role, body = m.group("role"), m.group("body")
         if role in ("glue:text", "glue", "glue:any"):
             return _glue_value(body, chapter)
-        if role in ("cite", "cite:p"):  # as the book renders them: [Author et al., 2016]
+        # as the book renders citations: [Author et al., 2016]
+        if role in ("cite", "cite:p"):
             return "[" + "; ".join(_citation(k.strip()) for k in body.split(",")) + "]"
         if role == "math":
             return f"${body}$"
@@ -235,7 +252,10 @@ def _glue_value(body: str, chapter: str) -> str:
 
 @functools.lru_cache(maxsize=None)
 def _built_glue(notebook: str) -> dict:
-    """``{name: value}`` of the glue outputs in the executed chapter, if the book was built."""
+    """``{name: value}`` of the glue outputs in the executed chapter.
+
+    Empty when the book was not built.
+    """
     for folder in ("_build/jupyter_execute", "_build/html/_sources"):
         path = repo_root() / folder / notebook
         if path.is_file():
@@ -250,7 +270,8 @@ def _built_glue(notebook: str) -> dict:
     for cell in cells:
         for output in cell.get("outputs", []):
             name = output.get("metadata", {}).get("scrapbook", {}).get("name")
-            text = next((v for k, v in output.get("data", {}).items() if k.endswith("text/plain")), None)
+            text = next((v for k, v in output.get("data", {}).items()
+                         if k.endswith("text/plain")), None)
             if name is None or text is None:
                 continue
             text = "".join(text) if isinstance(text, list) else text
