@@ -40,7 +40,7 @@ __all__ = [
 #: answer name -> (chapter, relative to the repository root; the label of its
 #: section)
 ANSWERS: dict[str, tuple[str, str]] = {
-    "part1_q1": ("book/part1/chain_rule.md", "sec-part1-q1"),
+    "part1_q1": ("book/part1/layers.md", "sec-question-1"),
     "part2_q1": ("book/part2/questions.md", "sec-part2-q1"),
     "part2_q2": ("book/part2/questions.md", "sec-part2-q2"),
     "part3_q1": ("book/part3/questions.md", "ch-part3-questions"),
@@ -155,8 +155,10 @@ def _section(source: str, label: str, chapter: str) -> list[str]:
               and not stripped[len(fence):].strip()):
             fence = None
         elif fence is None:
-            m = re.match(r"(#+) ", lines[i])
-            if m and len(m.group(1)) <= level:
+            m = re.match(r"(#+) (.*)", lines[i])
+            # The next section of the same or a higher level ends it, and so do
+            # the chapter's exercises (they are not part of an answer).
+            if m and (len(m.group(1)) <= level or m.group(2).strip() == "Exercises"):
                 end = i
                 break
     return lines[heading:end]

@@ -29,6 +29,7 @@ def test_every_answer_is_its_chapter_section_as_markdown(name):
     leftover = re.findall(r"\{[\w:-]+\}`|```\{|^\([\w:.-]+\)=$", text, re.M)
     assert not leftover, f"{name} keeps MyST markup: {leftover}"
     assert len(text.split()) > 30, f"{name} is too short to be an answer"
+    assert "## Exercises" not in text, f"{name} runs into the chapter's exercises"
     assert name in dir(answers)
 
 
