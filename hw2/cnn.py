@@ -76,7 +76,11 @@ def _check_pooling_type(pooling_type: str) -> None:
 
 
 def _is_positive_int(value) -> bool:
-    return isinstance(value, numbers.Integral) and not isinstance(value, bool) and value > 0
+    return (
+        isinstance(value, numbers.Integral)
+        and not isinstance(value, bool)
+        and value > 0
+    )
 
 
 def _check_in_size(in_size) -> tuple[int, int, int]:
@@ -86,7 +90,10 @@ def _check_in_size(in_size) -> tuple[int, int, int]:
         or len(in_size) != 3
         or not all(_is_positive_int(v) for v in in_size)
     ):
-        raise ValueError(f"in_size must be (channels, height, width) of positive ints, got {in_size!r}")
+        raise ValueError(
+            f"in_size must be (channels, height, width) of positive ints, "
+            f"got {in_size!r}"
+        )
     return tuple(int(v) for v in in_size)
 
 
@@ -108,7 +115,9 @@ def _check_map_size(size) -> tuple[int, int] | None:
         return None
     pair = list(size) if isinstance(size, (tuple, list)) else [size, size]
     if len(pair) != 2 or not all(_is_positive_int(v) for v in pair):
-        raise ValueError(f"head_map_size must be a positive int or (h, w), got {size!r}")
+        raise ValueError(
+            f"head_map_size must be a positive int or (h, w), got {size!r}"
+        )
     return int(pair[0]), int(pair[1])
 
 
@@ -154,10 +163,14 @@ def _layer_output_hw(layer: nn.Module, h: int, w: int) -> tuple[int, int]:
         padding = (0, 0) if layer.padding == "valid" else layer.padding
         return tuple(
             conv_output_size(n, k, s, p, d)
-            for n, k, s, p, d in zip((h, w), layer.kernel_size, layer.stride, padding, layer.dilation)
+            for n, k, s, p, d in zip(
+                (h, w), layer.kernel_size, layer.stride, padding, layer.dilation
+            )
         )
     if isinstance(layer, (nn.MaxPool2d, nn.AvgPool2d)):
-        kernel, stride, padding = _pair(layer.kernel_size), _pair(layer.stride or layer.kernel_size), _pair(layer.padding)
+        kernel = _pair(layer.kernel_size)
+        stride = _pair(layer.stride or layer.kernel_size)
+        padding = _pair(layer.padding)
         dilation = _pair(getattr(layer, "dilation", 1))
         return tuple(
             conv_output_size(n, k, s, p, d, layer.ceil_mode)
@@ -179,27 +192,37 @@ def _out_channels(layer: nn.Module, channels: int) -> int:
     return channels
 
 
-def feature_map_shape(layers: nn.Sequential, in_size: Sequence[int]) -> tuple[int, int, int]:
-    """``(channels, height, width)`` after ``layers``, computed from their configuration.
+def feature_map_shape(
+    layers: nn.Sequential, in_size: Sequence[int]
+) -> tuple[int, int, int]:
+    """``(channels, height, width)`` after ``layers``, from their configuration.
 
-    No forward pass is run. Raises ``ValueError`` naming the first layer (its
-    index in ``layers`` and its type) whose output map has no pixels left.
+    No forward pass is run.
+
+    Raises:
+        ValueError: naming the first layer (its index in ``layers`` and its
+            type) whose output map has no pixels left.
     """
     c, h, w = in_size
     for index, layer in enumerate(layers):
         new_h, new_w = _layer_output_hw(layer, h, w)
         if new_h < 1 or new_w < 1:
             raise ValueError(
-                f"feature map vanishes at layer {index} ({layer.__class__.__name__}: {layer}): "
+                f"feature map vanishes at layer {index} "
+                f"({layer.__class__.__name__}: {layer}): "
                 f"input {h}×{w} -> output {max(new_h, 0)}×{max(new_w, 0)}; "
-                f"use fewer poolings (a larger pool_every), smaller strides or more padding"
+                f"use fewer poolings (a larger pool_every), smaller strides "
+                f"or more padding"
             )
         c, h, w = _out_channels(layer, c), new_h, new_w
     return c, h, w
 
 
 def _rf_step(layers, rf: list[int], jump: list[int]) -> None:
-    """Grow the receptive field ``rf`` (per axis) through ``layers``; ``jump`` = input pixels per output step."""
+    """Grow the receptive field ``rf`` (per axis) through ``layers``.
+
+    ``jump`` = input pixels per output step.
+    """
     for layer in layers:
         if isinstance(layer, (nn.Conv2d, nn.MaxPool2d, nn.AvgPool2d)):
             kernel = _pair(layer.kernel_size)
@@ -209,7 +232,8 @@ def _rf_step(layers, rf: list[int], jump: list[int]) -> None:
                 rf[axis] += (kernel[axis] - 1) * dilation[axis] * jump[axis]
                 jump[axis] *= stride[axis]
         elif isinstance(layer, ResidualBlock):
-            _rf_step(layer.main_path, rf, jump)  # the 1×1 or identity shortcut sees less
+            # the 1×1 or identity shortcut sees less
+            _rf_step(layer.main_path, rf, jump)
         elif isinstance(layer, BasicUnit):
             _rf_step(layer.body, rf, jump)
         elif isinstance(layer, _Stage):
@@ -219,18 +243,21 @@ def _rf_step(layers, rf: list[int], jump: list[int]) -> None:
 
 
 def receptive_field(layers) -> tuple[int, int]:
-    """``(height, width)`` of the input region one output pixel of ``layers`` depends on.
+    """``(height, width)`` of the input region one output pixel of ``layers`` sees.
 
     Each layer with kernel ``k``, dilation ``d`` and stride ``s`` widens the
     field by ``d(k−1)`` of *its input's* pixels, i.e. by ``d(k−1)·J`` image
     pixels, where ``J`` is the product of the strides before it:
 
-        r_l = r_{l−1} + d_l (k_l − 1) J_{l−1},   J_l = J_{l−1} s_l,   r_0 = J_0 = 1.
+        r_l = r_{l−1} + d_l (k_l − 1) J_{l−1},   J_l = J_{l−1} s_l,
+        r_0 = J_0 = 1.
 
     A residual block counts through its main path (the widest path).
     """
     rf, jump = [1, 1], [1, 1]
-    _rf_step(layers if isinstance(layers, Sequence | nn.Sequential) else [layers], rf, jump)
+    if not isinstance(layers, Sequence | nn.Sequential):
+        layers = [layers]
+    _rf_step(layers, rf, jump)
     return tuple(rf)
 
 
@@ -254,31 +281,46 @@ class ConvClassifier(nn.Module):
     one. If ``P`` does not divide ``N``, the last ``N mod P`` convolutions come
     without a pooling after them (as in the original assignment).
 
-    :param in_size: ``(C, H, W)`` of one input image; inputs are ``(B, C, H, W)``.
-    :param out_classes: number of class scores produced, output ``(B, out_classes)``.
-    :param channels: output channels of each convolution (length ``N``).
-    :param pool_every: ``P``, convolutions between poolings.
-    :param hidden_dims: widths of the hidden fully connected layers (length ``M``, may be empty).
-    :param conv_params: ``nn.Conv2d`` keyword arguments; default 3×3 with padding 1
-        (given keys override the default ones).
-    :param activation_type: one of :data:`ACTIVATIONS` ('relu', 'lrelu', ...).
-    :param activation_params: keyword arguments of the activation (e.g. ``negative_slope``).
-    :param pooling_type: 'max' or 'avg'.
-    :param pooling_params: pooling keyword arguments; default a 2×2 window (stride = window).
-    :param head_map_size: ``(h, w)`` (or one int for both) that the last feature
-        map is average-pooled to (``nn.AdaptiveAvgPool2d``) before it is
-        flattened, as torchvision's VGG does with 7×7. Networks whose maps end
-        at different sizes then feed the same features into the same head.
-        None (the default, the original assignment's layout) flattens the map
-        as it is.
-
     ``feature_shape`` is the ``(C, H, W)`` that enters the classifier head.
+
+    Args:
+        in_size: ``(C, H, W)`` of one input image; inputs are ``(B, C, H, W)``.
+        out_classes: number of class scores produced, output
+            ``(B, out_classes)``.
+        channels: output channels of each convolution (length ``N``).
+        pool_every: ``P``, convolutions between poolings.
+        hidden_dims: widths of the hidden fully connected layers (length
+            ``M``, may be empty).
+        conv_params: ``nn.Conv2d`` keyword arguments; default 3×3 with
+            padding 1 (given keys override the default ones).
+        activation_type: one of :data:`ACTIVATIONS` ('relu', 'lrelu', ...).
+        activation_params: keyword arguments of the activation (e.g.
+            ``negative_slope``).
+        pooling_type: 'max' or 'avg'.
+        pooling_params: pooling keyword arguments; default a 2×2 window
+            (stride = window).
+        head_map_size: ``(h, w)`` (or one int for both) that the last feature
+            map is average-pooled to (``nn.AdaptiveAvgPool2d``) before it is
+            flattened, as torchvision's VGG does with 7×7. Networks whose maps
+            end at different sizes then feed the same features into the same
+            head. None (the default, the original assignment's layout)
+            flattens the map as it is.
     """
 
-    def __init__(self, in_size, out_classes: int, channels: Sequence[int], pool_every: int,
-                 hidden_dims: Sequence[int], conv_params: dict = {}, activation_type: str = "relu",
-                 activation_params: dict = {}, pooling_type: str = "max", pooling_params: dict = {},
-                 head_map_size: int | Sequence[int] | None = None):
+    def __init__(
+        self,
+        in_size,
+        out_classes: int,
+        channels: Sequence[int],
+        pool_every: int,
+        hidden_dims: Sequence[int],
+        conv_params: dict = {},
+        activation_type: str = "relu",
+        activation_params: dict = {},
+        pooling_type: str = "max",
+        pooling_params: dict = {},
+        head_map_size: int | Sequence[int] | None = None,
+    ):
         super().__init__()
         self.in_size = _check_in_size(in_size)
         if not _is_positive_int(out_classes):
@@ -288,7 +330,9 @@ class ConvClassifier(nn.Module):
         if not _is_positive_int(pool_every):
             raise ValueError(f"pool_every must be a positive int, got {pool_every!r}")
         self.pool_every = pool_every
-        self.hidden_dims = _check_positive_ints("hidden_dims", hidden_dims, allow_empty=True)
+        self.hidden_dims = _check_positive_ints(
+            "hidden_dims", hidden_dims, allow_empty=True
+        )
         # Copies: the mutable default arguments are never modified.
         self.conv_params = {**DEFAULT_CONV_PARAMS, **conv_params}
         _activation(activation_type, activation_params)  # fail early on a bad name
@@ -324,21 +368,29 @@ class ConvClassifier(nn.Module):
         return nn.Sequential(*layers)
 
     def _feature_shape(self) -> tuple[int, int, int]:
-        """``(C, H, W)`` entering the classifier: the last map, average-pooled to ``head_map_size``.
+        """``(C, H, W)`` entering the classifier.
 
-        Computed layer by layer with the output-size formula (no dummy forward
-        pass); raises ``ValueError`` naming the layer where the map vanishes.
+        The last map, average-pooled to ``head_map_size``. Computed layer by
+        layer with the output-size formula (no dummy forward pass).
+
+        Raises:
+            ValueError: naming the layer where the map vanishes.
         """
         c, h, w = feature_map_shape(self.feature_extractor, self.in_size)
         if self.head_map_size is None:
             return c, h, w
         if self.head_map_size[0] > h or self.head_map_size[1] > w:
-            raise ValueError(f"head_map_size {self.head_map_size} is larger than the last "
-                             f"feature map ({h}×{w}): average pooling cannot enlarge it")
+            raise ValueError(
+                f"head_map_size {self.head_map_size} is larger than the last "
+                f"feature map ({h}×{w}): average pooling cannot enlarge it"
+            )
         return (c, *self.head_map_size)
 
     def _n_features(self) -> int:
-        """Number of features entering the classifier: ``C·H·W`` of :attr:`feature_shape`."""
+        """Number of features entering the classifier.
+
+        ``C·H·W`` of :attr:`feature_shape`.
+        """
         c, h, w = self.feature_shape
         return c * h * w
 
@@ -375,44 +427,59 @@ class ResidualBlock(nn.Module):
     block keeps the number of channels, and a bias-free 1×1 convolution that
     projects ``in_channels → channels[-1]`` otherwise.
 
-    :param in_channels: channels of the input ``(B, in_channels, H, W)``.
-    :param channels: output channels of each main-path convolution; the block
-        outputs ``(B, channels[-1], H, W)``.
-    :param kernel_sizes: odd kernel size of each main-path convolution.
-    :param batchnorm: insert ``BatchNorm2d`` between convolutions.
-    :param dropout: ``Dropout2d`` probability between convolutions (0 = none).
-    :param activation_type: activation between the main path's convolutions,
-        one of :data:`ACTIVATIONS`; ``activation_params`` are its keywords.
-    :param output_activation: the activation after the sum. ``'relu'`` (the
-        default) is the original course's block, whatever ``activation_type``
-        is; ``'main'`` applies ``activation_type`` there too, with
-        ``activation_params``.
+    Args:
+        in_channels: channels of the input ``(B, in_channels, H, W)``.
+        channels: output channels of each main-path convolution; the block
+            outputs ``(B, channels[-1], H, W)``.
+        kernel_sizes: odd kernel size of each main-path convolution.
+        batchnorm: insert ``BatchNorm2d`` between convolutions.
+        dropout: ``Dropout2d`` probability between convolutions (0 = none).
+        activation_type: activation between the main path's convolutions,
+            one of :data:`ACTIVATIONS`; ``activation_params`` are its keywords.
+        output_activation: the activation after the sum. ``'relu'`` (the
+            default) is the original course's block, whatever
+            ``activation_type`` is; ``'main'`` applies ``activation_type``
+            there too, with ``activation_params``.
     """
 
-    def __init__(self, in_channels: int, channels: Sequence[int], kernel_sizes: Sequence[int],
-                 batchnorm: bool = False, dropout: float = 0.0, activation_type: str = "relu",
-                 activation_params: dict = {}, output_activation: str = "relu"):
+    def __init__(
+        self,
+        in_channels: int,
+        channels: Sequence[int],
+        kernel_sizes: Sequence[int],
+        batchnorm: bool = False,
+        dropout: float = 0.0,
+        activation_type: str = "relu",
+        activation_params: dict = {},
+        output_activation: str = "relu",
+    ):
         super().__init__()
         if not _is_positive_int(in_channels):
             raise ValueError(f"in_channels must be a positive int, got {in_channels!r}")
         channels = _check_positive_ints("channels", channels, allow_empty=False)
-        kernel_sizes = _check_positive_ints("kernel_sizes", kernel_sizes, allow_empty=False)
+        kernel_sizes = _check_positive_ints(
+            "kernel_sizes", kernel_sizes, allow_empty=False
+        )
         if len(channels) != len(kernel_sizes):
             raise ValueError(
-                f"channels and kernel_sizes must have the same length, got {len(channels)} and {len(kernel_sizes)}"
+                f"channels and kernel_sizes must have the same length, "
+                f"got {len(channels)} and {len(kernel_sizes)}"
             )
         even = [k for k in kernel_sizes if k % 2 == 0]
         if even:
             raise ValueError(
-                f"kernel sizes must be odd so that 'same' padding (k-1)/2 keeps the map size; "
-                f"got even kernel sizes {even} in {kernel_sizes}"
+                f"kernel sizes must be odd so that 'same' padding (k-1)/2 keeps "
+                f"the map size; got even kernel sizes {even} in {kernel_sizes}"
             )
         if not 0.0 <= dropout < 1.0:
             raise ValueError(f"dropout must be in [0, 1), got {dropout!r}")
-        _activation(activation_type, activation_params)  # a bad name fails even with one conv
+        # a bad name fails even with one conv
+        _activation(activation_type, activation_params)
         if output_activation not in ("relu", "main"):
-            raise ValueError(f"output_activation must be 'relu' (the course's block) or 'main' "
-                             f"(activation_type after the sum too), got {output_activation!r}")
+            raise ValueError(
+                f"output_activation must be 'relu' (the course's block) or 'main' "
+                f"(activation_type after the sum too), got {output_activation!r}"
+            )
         self.in_channels = in_channels
         self.out_channels = channels[-1]
 
@@ -432,7 +499,9 @@ class ResidualBlock(nn.Module):
         if in_channels == channels[-1]:
             self.shortcut_path = nn.Sequential()  # identity
         else:
-            self.shortcut_path = nn.Sequential(nn.Conv2d(in_channels, channels[-1], kernel_size=1, bias=False))
+            self.shortcut_path = nn.Sequential(
+                nn.Conv2d(in_channels, channels[-1], kernel_size=1, bias=False)
+            )
         self.output_activation = output_activation
         if output_activation == "main":
             self.activation = _activation(activation_type, activation_params)
@@ -465,8 +534,12 @@ class ResidualBottleneckBlock(ResidualBlock):
 
     def __init__(self, in_out_channels: int, inner_channels: Sequence[int],
                  inner_kernel_sizes: Sequence[int], **kwargs):
-        inner_channels = _check_positive_ints("inner_channels", inner_channels, allow_empty=False)
-        inner_kernel_sizes = _check_positive_ints("inner_kernel_sizes", inner_kernel_sizes, allow_empty=False)
+        inner_channels = _check_positive_ints(
+            "inner_channels", inner_channels, allow_empty=False
+        )
+        inner_kernel_sizes = _check_positive_ints(
+            "inner_kernel_sizes", inner_kernel_sizes, allow_empty=False
+        )
         if len(inner_channels) != len(inner_kernel_sizes):
             raise ValueError(
                 "inner_channels and inner_kernel_sizes must have the same length, "
@@ -509,9 +582,19 @@ class ResNetClassifier(ConvClassifier):
     ordinary :class:`ResidualBlock` of 3×3 convolutions.
     """
 
-    def __init__(self, in_size, out_classes: int, channels: Sequence[int], pool_every: int,
-                 hidden_dims: Sequence[int], batchnorm: bool = False, dropout: float = 0.0,
-                 bottleneck: bool = False, output_activation: str = "relu", **kwargs):
+    def __init__(
+        self,
+        in_size,
+        out_classes: int,
+        channels: Sequence[int],
+        pool_every: int,
+        hidden_dims: Sequence[int],
+        batchnorm: bool = False,
+        dropout: float = 0.0,
+        bottleneck: bool = False,
+        output_activation: str = "relu",
+        **kwargs,
+    ):
         if kwargs.get("conv_params"):
             raise ValueError(
                 "ResNetClassifier uses 3×3 convolutions with 'same' padding; "
@@ -522,7 +605,9 @@ class ResNetClassifier(ConvClassifier):
         self.dropout = dropout
         self.bottleneck = bottleneck
         self.output_activation = output_activation
-        super().__init__(in_size, out_classes, channels, pool_every, hidden_dims, **kwargs)
+        super().__init__(
+            in_size, out_classes, channels, pool_every, hidden_dims, **kwargs
+        )
 
     def _is_bottleneck_group(self, in_channels: int, group: list[int]) -> bool:
         return (
@@ -533,16 +618,25 @@ class ResNetClassifier(ConvClassifier):
         )
 
     def _make_block(self, in_channels: int, group: list[int]) -> ResidualBlock:
-        common = dict(batchnorm=self.batchnorm, dropout=self.dropout,
-                      activation_type=self.activation_type, activation_params=self.activation_params,
-                      output_activation=self.output_activation)
+        common = dict(
+            batchnorm=self.batchnorm,
+            dropout=self.dropout,
+            activation_type=self.activation_type,
+            activation_params=self.activation_params,
+            output_activation=self.output_activation,
+        )
         if self._is_bottleneck_group(in_channels, group):
             inner = group[1:-1]
-            return ResidualBottleneckBlock(in_channels, inner, [3] * len(inner), **common)
+            return ResidualBottleneckBlock(
+                in_channels, inner, [3] * len(inner), **common
+            )
         return ResidualBlock(in_channels, group, [3] * len(group), **common)
 
     def _make_feature_extractor(self) -> nn.Sequential:
-        """``[ResidualBlock(P convs) → POOL]×(N/P)``, then a block of the ``N mod P`` rest."""
+        """``[ResidualBlock(P convs) → POOL]×(N/P)``.
+
+        Then one block of the remaining ``N mod P`` convolutions.
+        """
         layers = []
         in_channels = self.in_size[0]
         P = self.pool_every
@@ -568,7 +662,8 @@ class ConvBN(nn.Sequential):
 
     def __init__(self, in_channels: int, out_channels: int, kernel_size: int = 3):
         super().__init__(
-            nn.Conv2d(in_channels, out_channels, kernel_size, padding=kernel_size // 2, bias=False),
+            nn.Conv2d(in_channels, out_channels, kernel_size,
+                      padding=kernel_size // 2, bias=False),
             nn.BatchNorm2d(out_channels),
         )
 
@@ -583,7 +678,9 @@ class BasicUnit(nn.Module):
     a deep stack of units starts shallow and grows into its depth.
     """
 
-    def __init__(self, channels: int, n_convs: int, make_activation, zero_init: bool = True):
+    def __init__(
+        self, channels: int, n_convs: int, make_activation, zero_init: bool = True
+    ):
         super().__init__()
         body = []
         for i in range(n_convs):
@@ -624,7 +721,9 @@ class _Stage(nn.Module):
         for i in range(0, len(rest), 2):
             pair = rest[i:i + 2]
             if all(w == c for w in pair):
-                units.append(BasicUnit(c, len(pair), make_activation, zero_init_residual))
+                units.append(
+                    BasicUnit(c, len(pair), make_activation, zero_init_residual)
+                )
             else:
                 for w in pair:
                     units += [ConvBN(c, w), make_activation()]
@@ -677,12 +776,28 @@ class YourCodeNet(ConvClassifier):
     The default activation is GELU, as in airbench.
     """
 
-    def __init__(self, in_size, out_classes: int, channels: Sequence[int], pool_every: int,
-                 hidden_dims: Sequence[int], activation_type: str = "gelu", activation_params: dict = {},
-                 pooling_type: str = "max", pooling_params: dict = {}, *, dropout: float = 0.0,
-                 width: float = 1.0, zero_init_residual: bool = True, conv_params: dict = {}):
+    def __init__(
+        self,
+        in_size,
+        out_classes: int,
+        channels: Sequence[int],
+        pool_every: int,
+        hidden_dims: Sequence[int],
+        activation_type: str = "gelu",
+        activation_params: dict = {},
+        pooling_type: str = "max",
+        pooling_params: dict = {},
+        *,
+        dropout: float = 0.0,
+        width: float = 1.0,
+        zero_init_residual: bool = True,
+        conv_params: dict = {},
+    ):
         if conv_params:
-            raise ValueError(f"YourCodeNet uses 3×3 convolutions; conv_params is not supported (got {conv_params!r})")
+            raise ValueError(
+                f"YourCodeNet uses 3×3 convolutions; conv_params is not "
+                f"supported (got {conv_params!r})"
+            )
         if not 0.0 <= dropout < 1.0:
             raise ValueError(f"dropout must be in [0, 1), got {dropout!r}")
         if not (isinstance(width, (int, float)) and width > 0):
@@ -694,11 +809,15 @@ class YourCodeNet(ConvClassifier):
         if width != 1.0:
             channels = [max(8, 8 * round(c * width / 8)) for c in channels]
         super().__init__(in_size, out_classes, channels, pool_every, hidden_dims,
-                         activation_type=activation_type, activation_params=activation_params,
+                         activation_type=activation_type,
+                         activation_params=activation_params,
                          pooling_type=pooling_type, pooling_params=pooling_params)
 
     def _make_feature_extractor(self) -> nn.Sequential:
-        """One :class:`_Stage` per ``pool_every`` convs (the trailing rest without a pool)."""
+        """One :class:`_Stage` per ``pool_every`` convs.
+
+        The trailing rest forms a stage without a pool.
+        """
         stages = []
         in_channels = self.in_size[0]
         P = self.pool_every

@@ -1,5 +1,7 @@
-"""Display helpers for the book's chapters, so that a chapter opened as a notebook
-(Jupyter, Colab, the site's ``.ipynb`` download) shows what its HTML page shows.
+"""Display helpers for the book's chapters.
+
+With them a chapter opened as a notebook (Jupyter, Colab, the site's
+``.ipynb`` download) shows what its HTML page shows.
 
 * :func:`show_source` -- a listing of package code, captioned with its file. The
   output carries three renderings: MyST Markdown (a captioned ``code-block``,
@@ -42,8 +44,13 @@ def _relative(path: Path) -> str:
 class Listing:
     """Source code with the file (and lines) it comes from.
 
-    ``code`` is dedented; ``first_line``/``last_line`` number the lines of
-    ``path`` it was taken from (1-based, inclusive).
+    Attributes:
+        code: the source, dedented.
+        path: the file it comes from.
+        first_line, last_line: number the lines of ``path`` it was taken from
+            (1-based, inclusive).
+        name: the qualified name of the object shown (None for a file).
+        language: the highlighting language.
     """
 
     code: str
@@ -78,8 +85,10 @@ class Listing:
         body = highlight(self.code, get_lexer_by_name(self.language),
                          HtmlFormatter(noclasses=True, nowrap=False))
         caption = html.escape(self.caption).replace("`", "")
-        return (f'<div class="hw2-listing"><div style="font-size:90%;font-style:italic">'
-                f"Listing: {caption}</div>{body}</div>")
+        return (
+            f'<div class="hw2-listing"><div style="font-size:90%;font-style:italic">'
+            f"Listing: {caption}</div>{body}</div>"
+        )
 
     def __repr__(self) -> str:  # text/plain, e.g. in a terminal
         caption = self.caption.replace("`", "")
@@ -88,13 +97,18 @@ class Listing:
 
 def _lines_between(lines: list[str], start_at: str | None, end_before: str | None,
                    what: str) -> tuple[int, int]:
-    """Index range [first, stop) of ``lines`` from the first line containing
-    ``start_at`` up to (not including) the first later line containing ``end_before``."""
+    """Index range [first, stop) of ``lines`` between two markers.
+
+    From the first line containing ``start_at`` up to (not including) the
+    first later line containing ``end_before``.
+    """
     first, stop = 0, len(lines)
     if start_at is not None:
         hits = [i for i, line in enumerate(lines) if start_at in line]
         if not hits:
-            raise ValueError(f"show_source: no line of {what} contains start_at={start_at!r}")
+            raise ValueError(
+                f"show_source: no line of {what} contains start_at={start_at!r}"
+            )
         first = hits[0]
     if end_before is not None:
         hits = [i for i, line in enumerate(lines) if i > first and end_before in line]
@@ -109,22 +123,28 @@ def show_source(obj, *, start_at: str | None = None, end_before: str | None = No
                 language: str | None = None, max_width: int | None = None) -> Listing:
     """A captioned listing of a class, function or method of the package, or of a file.
 
-    obj: a class, function or method (``hw2.optimizers.VanillaSGD``,
-        ``Adam.update``), or the path of a text file relative to the repository
-        root (``"tools/slurm/sweep.example.toml"``).
-    start_at, end_before: show only the lines from the first one containing
-        ``start_at`` up to the first later one containing ``end_before``
-        (like ``literalinclude``'s options of the same names).
-    language: the highlighting language; default ``python`` for code objects
-        and a guess from the file's suffix for a path.
+    Args:
+        obj: a class, function or method (``hw2.optimizers.VanillaSGD``,
+            ``Adam.update``), or the path of a text file relative to the
+            repository root (``"tools/slurm/sweep.example.toml"``).
+        start_at, end_before: show only the lines from the first one
+            containing ``start_at`` up to the first later one containing
+            ``end_before`` (like ``literalinclude``'s options of the same
+            names).
+        language: the highlighting language; default ``python`` for code
+            objects and a guess from the file's suffix for a path.
+        max_width: raise ``ValueError`` when a shown line is wider (the book's
+            column is :data:`MAX_LISTING_WIDTH`; ``tests/test_notebook.py``
+            checks every listing of the chapters against it).
 
-    max_width: raise ``ValueError`` when a shown line is wider (the book's
-        column is :data:`MAX_LISTING_WIDTH`; ``tests/test_notebook.py`` checks
-        every listing of the chapters against it).
+    Returns:
+        A :class:`Listing`, which a notebook displays as highlighted code
+        under a caption naming the file and lines.
 
-    Returns a :class:`Listing`, which a notebook displays as highlighted code
-    under a caption naming the file and lines. Raises ``TypeError`` for an
-    object without source.
+    Raises:
+        TypeError: an object without source.
+        ValueError: no such file, a marker that no line contains, or a line
+            wider than ``max_width``.
     """
     if isinstance(obj, (str, Path)):
         path = (_REPO / obj) if not Path(obj).is_absolute() else Path(obj)
@@ -139,7 +159,8 @@ def show_source(obj, *, start_at: str | None = None, end_before: str | None = No
             lines, offset = inspect.getsourcelines(obj)
             path = Path(inspect.getsourcefile(obj))
         except (TypeError, OSError) as exc:
-            raise TypeError(f"show_source: {obj!r} has no Python source to show") from exc
+            raise TypeError(f"show_source: {obj!r} has no Python source to "
+                            f"show") from exc
         lines = [line.rstrip("\n") for line in lines]
         name = getattr(obj, "__qualname__", None)
         language = language or "python"
@@ -147,15 +168,19 @@ def show_source(obj, *, start_at: str | None = None, end_before: str | None = No
     shown = lines[first:stop]
     while shown and not shown[-1].strip():
         shown.pop()
-    listing = Listing(code=textwrap.dedent("\n".join(shown)) + "\n", path=_relative(path),
-                      first_line=offset + first, last_line=offset + first + len(shown) - 1,
-                      name=name, language=language)
+    listing = Listing(code=textwrap.dedent("\n".join(shown)) + "\n",
+                      path=_relative(path), first_line=offset + first,
+                      last_line=offset + first + len(shown) - 1, name=name,
+                      language=language)
     if max_width is not None and listing.width > max_width:
         wide = [f"line {listing.first_line + i}: {len(line)} characters"
-                for i, line in enumerate(listing.code.splitlines()) if len(line) > max_width]
-        raise ValueError(f"show_source: {listing.caption.replace('`', '')} has lines wider than "
-                         f"{max_width} characters, the book's column ({'; '.join(wide)}); "
-                         "wrap them in the package")
+                for i, line in enumerate(listing.code.splitlines())
+                if len(line) > max_width]
+        raise ValueError(
+            f"show_source: {listing.caption.replace('`', '')} has lines wider than "
+            f"{max_width} characters, the book's column ({'; '.join(wide)}); "
+            "wrap them in the package"
+        )
     return listing
 
 
@@ -170,8 +195,10 @@ def glue(name: str, value) -> None:
     computed. Without myst-nb (a learner's own Jupyter) only the showing happens.
     """
     if not isinstance(name, str) or not name or any(c in name for c in " `:\t\n"):
-        raise ValueError(f"glue: the name must be a string without spaces, colons or "
-                         f"backticks (the prose writes {{glue:text}}`name:format`), got {name!r}")
+        raise ValueError(
+            f"glue: the name must be a string without spaces, colons or "
+            f"backticks (the prose writes {{glue:text}}`name:format`), got {name!r}"
+        )
     if hasattr(value, "item") and getattr(value, "ndim", 1) == 0:
         value = value.item()  # a 0-d tensor or numpy scalar: glue the number
     try:
@@ -201,7 +228,10 @@ class Glued:
 
 
 def show_glued() -> Glued | None:
-    """Show (as this cell's output) every value glued since the last call, and forget them."""
+    """Show every value glued since the last call, and forget them.
+
+    They are shown as this cell's output.
+    """
     if not _pending:
         return None
     shown = Glued(dict(_pending))
@@ -216,10 +246,11 @@ def show_glued() -> Glued | None:
 
 
 def mismatch(actual, expected) -> str:
-    """A failed closeness check in words: the largest difference, where, and both values.
+    """A failed closeness check in words.
 
-    For asserts such as ``assert torch.allclose(a, b), mismatch(a, b)``; the
-    arguments are broadcast against each other as ``torch.allclose`` does.
+    The largest difference, where it is, and both values there. For asserts
+    such as ``assert torch.allclose(a, b), mismatch(a, b)``; the arguments are
+    broadcast against each other as ``torch.allclose`` does.
     """
     import torch
 
@@ -233,14 +264,20 @@ def mismatch(actual, expected) -> str:
         return "both are empty"
     diff = (a.double() - b.double()).abs()
     flat = int(torch.nan_to_num(diff, nan=float("inf")).reshape(-1).argmax())
-    index = tuple(int(i) for i in torch.unravel_index(torch.tensor(flat), diff.shape)) if diff.dim() else ()
+    index = (
+        tuple(int(i) for i in torch.unravel_index(torch.tensor(flat), diff.shape))
+        if diff.dim()
+        else ()
+    )
     where = f" at index {index}" if index else ""
-    return (f"largest |difference| {diff.reshape(-1)[flat].item():.3g}{where}: "
-            f"{a.reshape(-1)[flat].item():.6g} against {b.reshape(-1)[flat].item():.6g}")
+    return (
+        f"largest |difference| {diff.reshape(-1)[flat].item():.3g}{where}: "
+        f"{a.reshape(-1)[flat].item():.6g} against {b.reshape(-1)[flat].item():.6g}"
+    )
 
 
 def check_exercise(check, *answers) -> None:
-    """Run an exercise's ``check`` on the learner's ``answers``, if they are written yet.
+    """Run an exercise's ``check`` on the learner's ``answers`` if they are written.
 
     An exercise's stub raises ``NotImplementedError`` until the learner fills
     it in; until then this prints "Not written yet" and where to go on.

@@ -27,7 +27,8 @@ from typing import Any
 
 from hw2._io import repo_root
 from hw2.experiments import (EXPERIMENTS, RunConfig, build_model, describe_model,
-                             experiment_status, load_experiment, load_record, results_dir)
+                             experiment_status, load_experiment, load_record,
+                             results_dir)
 
 __all__ = [
     "PREFERENCE",
@@ -50,7 +51,7 @@ PREFERENCE = ("gpu", "cpu")
 
 @dataclass
 class Table:
-    """Rows under a header; shown as HTML in Jupyter and as a Markdown table in the book."""
+    """Rows under a header: HTML in Jupyter, a Markdown table in the book."""
 
     header: list[str]
     rows: list[list[Any]]
@@ -77,7 +78,7 @@ class Table:
 
 @dataclass
 class RunSummary:
-    """One run of the study: its configuration, its architecture, and its result if any."""
+    """One run of the study: its configuration, architecture and result (if any)."""
 
     cfg: RunConfig
     path: Path | None
@@ -131,7 +132,9 @@ def _root(root) -> Path:
 
 def study_runs(name: str, protocol: str, root: str | os.PathLike | None = None
                ) -> list[RunSummary]:
-    """Every run of experiment ``name`` under ``protocol``, in grid order, with its result.
+    """Every run of experiment ``name`` under ``protocol``, in grid order.
+
+    Each comes with its result, if it has one.
 
     ``root`` is the folder holding ``gpu/`` and ``cpu/`` (default
     :func:`hw2.experiments.results_dir`). The architecture comes from the built
@@ -157,7 +160,7 @@ def shown_protocol(name: str, root: str | os.PathLike | None = None) -> str:
 
 
 def hardware_label(runs: list[RunSummary]) -> str:
-    """``protocol cpu, Intel(R) Xeon(R) Processor (2 threads)`` for the runs with results."""
+    """``protocol cpu, Intel(R) Xeon(R) Processor (2 threads)``: who ran the results."""
     done = [r for r in runs if r.done]
     if not done:
         return f"protocol {runs[0].cfg.protocol}, no results yet" if runs else "no runs"
@@ -184,24 +187,26 @@ def architecture_table(name: str) -> Table:
         rows.append([cfg.file_stem, cfg.layers_per_block, len(cfg.channels),
                      cfg.resolved_pool_every, _shape(model.get("feature_shape")),
                      f"{model.get('feature_parameters', 0):,}",
-                     f"{model.get('head_parameters', 0):,}", f"{model['parameters']:,}"])
+                     f"{model.get('head_parameters', 0):,}",
+                     f"{model['parameters']:,}"])
     return Table(["run", "L", "convs", "P", "features into the head",
                   "conv parameters", "head parameters", "all parameters"], rows)
 
 
 def summary_table(runs: list[RunSummary]) -> Table:
-    """Parameters, the selected epoch and its accuracies, epochs and seconds per epoch."""
+    """Parameters, the selected epoch and its accuracies, epochs, seconds per epoch."""
     rows = []
     for r in runs:
         if not r.done:
-            rows.append([r.name, f"{r.model['parameters']:,}", "missing", "", "", "", ""])
+            rows.append([r.name, f"{r.model['parameters']:,}", "missing",
+                         "", "", "", ""])
             continue
         rows.append([r.name, f"{r.model['parameters']:,}", f"{r.best_val_acc:.1f}",
                      r.best_epoch, f"{r.test_acc_at_best:.1f}",
                      f"{r.fit.num_epochs}" + (" (diverged)" if r.diverged else ""),
                      f"{r.seconds_per_epoch:.1f}"])
-    return Table(["run", "parameters", "best val acc (%)", "at epoch", "test acc (%) there",
-                  "epochs", "s / epoch"], rows)
+    return Table(["run", "parameters", "best val acc (%)", "at epoch",
+                  "test acc (%) there", "epochs", "s / epoch"], rows)
 
 
 def missing_note(runs: list[RunSummary], command_protocol: str | None = None) -> str:
@@ -211,14 +216,14 @@ def missing_note(runs: list[RunSummary], command_protocol: str | None = None) ->
     missing = [r.name for r in runs if not r.done]
     if not missing:
         return f"All {len(runs)} runs of {name} have {protocol} result files."
-    return (f"{len(missing)} of {len(runs)} result files of {name} ({protocol} protocol) are "
-            f"missing: {', '.join(missing)}. `python -m hw2.experiments sweep {name} "
-            f"--protocol {protocol}` trains them; the tables and figures show the runs that "
-            f"exist.")
+    return (f"{len(missing)} of {len(runs)} result files of {name} ({protocol} "
+            f"protocol) are missing: {', '.join(missing)}. `python -m hw2.experiments "
+            f"sweep {name} --protocol {protocol}` trains them; the tables and figures "
+            f"show the runs that exist.")
 
 
 def experiment_figure(runs: list[RunSummary], title: str):
-    """The curves of the runs with results, overlaid (a placeholder when there are none).
+    """The curves of the runs with results, overlaid (a placeholder if there are none).
 
     The figure's title names the protocol and the hardware that produced it.
     """
@@ -252,9 +257,11 @@ def status_table(root: str | os.PathLike | None = None) -> Table:
                 if not r.done:
                     continue
                 ips = r.images_per_second
-                rows.append([r.name, protocol, _device(r.record), f"{r.total_seconds:,.0f}",
+                rows.append([r.name, protocol, _device(r.record),
+                             f"{r.total_seconds:,.0f}",
                              f"{ips:,.0f}" if ips and math.isfinite(ips) else "n/a"])
-    return Table(["run", "protocol", "device", "wall time (s)", "training images/s"], rows)
+    return Table(["run", "protocol", "device", "wall time (s)", "training images/s"],
+                 rows)
 
 
 def quiet_timing(protocol: str = "cpu") -> dict | None:

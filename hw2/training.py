@@ -34,8 +34,8 @@ from tqdm import tqdm
 from hw2 import _checks
 from hw2._io import atomic_write
 
-__all__ = ["BatchResult", "EpochResult", "FitResult", "Trainer", "LayerTrainer", "TorchTrainer",
-           "CheckpointError",
+__all__ = ["BatchResult", "EpochResult", "FitResult", "Trainer", "LayerTrainer",
+           "TorchTrainer", "CheckpointError",
            "checkpoint_epoch", "seeded_loaders", "mlp_trainer", "fit_mlp"]
 
 #: Version of the checkpoint layout written by :meth:`Trainer.fit`.
@@ -43,8 +43,11 @@ CHECKPOINT_FORMAT = 3
 
 
 class CheckpointError(ValueError):
-    """A checkpoint that cannot be resumed from: unreadable, of another run, or another
-    layout. The message names the file and says how to start afresh."""
+    """A checkpoint that cannot be resumed from.
+
+    Unreadable, of another run, or of another layout. The message names the
+    file and says how to start afresh.
+    """
 
 
 class BatchResult(NamedTuple):
@@ -58,7 +61,12 @@ class BatchResult(NamedTuple):
 
 
 class EpochResult(NamedTuple):
-    """One pass over a data loader: the loss of every batch and the accuracy in percent."""
+    """One pass over a data loader.
+
+    Attributes:
+        losses: the loss of every batch.
+        accuracy: the accuracy in percent.
+    """
 
     losses: list[float]
     accuracy: float
@@ -85,7 +93,7 @@ class FitResult(NamedTuple):
 
     @property
     def best_epoch(self) -> int:
-        """The epoch (1-based) of the lowest validation loss, else of the lowest test loss.
+        """The epoch (1-based) of the lowest validation loss, else test loss.
 
         The same rule early stopping follows, so it is the epoch a run would
         keep; 0 for a run with no epochs.
@@ -115,7 +123,9 @@ class FitResult(NamedTuple):
             raise ValueError(f"FitResult.from_dict: missing keys {missing}")
         present = [k for k in cls._fields[1:] if k in d]
         # JSON has no NaN: a diverged run's non-finite losses are stored as null.
-        lists = {k: [math.nan if v is None else float(v) for v in d[k]] for k in present}
+        lists = {
+            k: [math.nan if v is None else float(v) for v in d[k]] for k in present
+        }
         lengths = {len(v) for v in lists.values()}
         if len(lengths) != 1:
             raise ValueError(f"FitResult.from_dict: per-epoch lists differ in length "
@@ -233,53 +243,66 @@ class Trainer(abc.ABC):
 
     # ------------------------------------------------------------------ fit
     def fit(self, dl_train: Iterable, dl_test: Iterable, num_epochs: int,
-            checkpoints: str | os.PathLike | None = None, early_stopping: int | None = None,
-            print_every: int = 1, max_batches: int | None = None,
-            verbose: bool | None = None, dl_val: Iterable | None = None,
-            run_identity: dict | None = None,
+            checkpoints: str | os.PathLike | None = None,
+            early_stopping: int | None = None, print_every: int = 1,
+            max_batches: int | None = None, verbose: bool | None = None,
+            dl_val: Iterable | None = None, run_identity: dict | None = None,
             on_epoch: Callable[[int], Any] | None = None) -> FitResult:
         """Train for ``num_epochs`` epochs, validating and testing after each one.
 
-        :param dl_train, dl_test: iterables of ``(X, y)`` batches with ``len()``.
-        :param dl_val: a validation loader (held-out training images). When
-            given, early stopping watches its loss, and the test set is only
-            scored; without it early stopping watches the test loss, as the
-            original assignment does.
-        :param num_epochs: total number of epochs, counting those of a resumed run.
-        :param checkpoints: path prefix: after every epoch everything needed to
-            resume is written (atomically) to ``f"{checkpoints}.pt"``; if that
-            file exists when fit starts, training resumes from it.
-        :param early_stopping: stop after this many consecutive epochs without a
-            new lowest validation loss (test loss without ``dl_val``); None:
-            never stop early.
-        :param print_every: when verbose, report every this many epochs (and the last).
-        :param max_batches: use at most this many batches per epoch of each loader.
-        :param verbose: progress bars and epoch reports; None shows them only
-            when stderr is a terminal (so the book's cells stay quiet).
-        :param run_identity: plain data saying what this fit trains (the
-            experiment runner passes its configuration). It is saved in every
-            checkpoint, and a checkpoint saved with another identity is refused
-            (:class:`CheckpointError` naming what differs): a run never resumes
-            another run's training.
-        :param on_epoch: called with the epoch number after each epoch (and
-            its checkpoint); the runner uses it as a heartbeat.
-        :return: the per-epoch losses and accuracies of the whole run.
+        Args:
+            dl_train, dl_test: iterables of ``(X, y)`` batches with ``len()``.
+            num_epochs: total number of epochs, counting those of a resumed run.
+            checkpoints: path prefix: after every epoch everything needed to
+                resume is written (atomically) to ``f"{checkpoints}.pt"``; if
+                that file exists when fit starts, training resumes from it.
+            early_stopping: stop after this many consecutive epochs without a
+                new lowest validation loss (test loss without ``dl_val``);
+                None: never stop early.
+            print_every: when verbose, report every this many epochs (and the
+                last).
+            max_batches: use at most this many batches per epoch of each loader.
+            verbose: progress bars and epoch reports; None shows them only
+                when stderr is a terminal (so the book's cells stay quiet).
+            dl_val: a validation loader (held-out training images). When
+                given, early stopping watches its loss, and the test set is
+                only scored; without it early stopping watches the test loss,
+                as the original assignment does.
+            run_identity: plain data saying what this fit trains (the
+                experiment runner passes its configuration). It is saved in
+                every checkpoint, and a checkpoint saved with another identity
+                is refused (:class:`CheckpointError` naming what differs): a
+                run never resumes another run's training.
+            on_epoch: called with the epoch number after each epoch (and its
+                checkpoint); the runner uses it as a heartbeat.
+
+        Returns:
+            The per-epoch losses and accuracies of the whole run.
         """
         num_epochs = _positive_int("num_epochs", num_epochs)
-        early_stopping = _positive_int("early_stopping", early_stopping, allow_none=True)
+        early_stopping = _positive_int(
+            "early_stopping", early_stopping, allow_none=True
+        )
         print_every = _positive_int("print_every", print_every)
         max_batches = _positive_int("max_batches", max_batches, allow_none=True)
         if checkpoints is not None and not isinstance(checkpoints, (str, os.PathLike)):
-            raise TypeError(f"checkpoints must be a path prefix (str), got {checkpoints!r}")
+            raise TypeError(
+                f"checkpoints must be a path prefix (str), got {checkpoints!r}"
+            )
         verbose = _resolve_verbose(verbose)
-        checkpoint_file = None if checkpoints is None else Path(f"{os.fspath(checkpoints)}.pt")
+        checkpoint_file = (
+            None if checkpoints is None else Path(f"{os.fspath(checkpoints)}.pt")
+        )
         if checkpoint_file is not None and checkpoint_file.exists() \
                 and not checkpoint_file.is_file():
-            raise CheckpointError(f"checkpoint {checkpoint_file} is not a file; remove it or "
-                                  f"choose another checkpoint prefix")
+            raise CheckpointError(
+                f"checkpoint {checkpoint_file} is not a file; remove it or "
+                f"choose another checkpoint prefix"
+            )
 
         splits = ("train", "val", "test") if dl_val is not None else ("train", "test")
-        monitored = "val" if dl_val is not None else "test"  # early stopping watches this loss
+        # early stopping watches this loss
+        monitored = "val" if dl_val is not None else "test"
         history = {f"{split}_{m}": [] for split in splits for m in ("loss", "acc")}
         epochs_done, best_loss, epochs_without_improvement = 0, math.inf, 0
         self.epoch_seconds = []
@@ -291,50 +314,58 @@ class Trainer(abc.ABC):
                 history = {k: list(saved["results"][k]) for k in history}
             except KeyError as e:
                 raise CheckpointError(
-                    f"checkpoint {checkpoint_file} has no {e.args[0]} history: it was written "
-                    f"by a fit {'without' if dl_val else 'with'} a validation loader. "
-                    f"Delete it to start afresh.") from None
+                    f"checkpoint {checkpoint_file} has no {e.args[0]} history: "
+                    f"it was written by a fit {'without' if dl_val else 'with'} "
+                    f"a validation loader. Delete it to start afresh."
+                ) from None
             best_loss = saved["best_loss"]
             epochs_without_improvement = saved["epochs_without_improvement"]
             if verbose:
                 print(f"*** Resuming from {checkpoint_file} after epoch {epochs_done}")
 
         while epochs_done < num_epochs:
-            if early_stopping is not None and epochs_without_improvement >= early_stopping:
+            if (early_stopping is not None
+                    and epochs_without_improvement >= early_stopping):
                 break
             epoch = epochs_done + 1
             report = verbose and (epoch % print_every == 0 or epoch == num_epochs)
             start = time.perf_counter()
-            results = {"train": self.train_epoch(dl_train, max_batches=max_batches, verbose=report)}
+            epoch_kw = {"max_batches": max_batches, "verbose": report}
+            results = {"train": self.train_epoch(dl_train, **epoch_kw)}
             if dl_val is not None:
-                results["val"] = self.test_epoch(dl_val, max_batches=max_batches, verbose=report)
-            results["test"] = self.test_epoch(dl_test, max_batches=max_batches, verbose=report)
+                results["val"] = self.test_epoch(dl_val, **epoch_kw)
+            results["test"] = self.test_epoch(dl_test, **epoch_kw)
             self.epoch_seconds.append(time.perf_counter() - start)
 
             for split, res in results.items():
                 history[f"{split}_loss"].append(sum(res.losses) / len(res.losses))
                 history[f"{split}_acc"].append(res.accuracy)
-            # 1. Early stopping bookkeeping: a new lowest monitored loss resets the count.
+            # 1. Early stopping bookkeeping: a new lowest monitored loss resets
+            #    the count.
             if history[f"{monitored}_loss"][-1] < best_loss:
-                best_loss, epochs_without_improvement = history[f"{monitored}_loss"][-1], 0
+                best_loss = history[f"{monitored}_loss"][-1]
+                epochs_without_improvement = 0
             else:
                 epochs_without_improvement += 1
             epochs_done = epoch
             # 2. Checkpoint: everything the next epoch depends on.
             if checkpoint_file is not None:
-                self.save_checkpoint(checkpoint_file, dl_train, dl_test, dl_val, epoch=epochs_done,
-                                     run=run_identity, results=history, best_loss=best_loss,
-                                     epochs_without_improvement=epochs_without_improvement)
+                self.save_checkpoint(
+                    checkpoint_file, dl_train, dl_test, dl_val, epoch=epochs_done,
+                    run=run_identity, results=history, best_loss=best_loss,
+                    epochs_without_improvement=epochs_without_improvement)
             if report:
-                print(f"--- epoch {epoch}/{num_epochs}: " + " | ".join(
-                    f"{split} loss {history[f'{split}_loss'][-1]:.3f} acc {res.accuracy:.1f}%"
-                    for split, res in results.items()) + f" | {self.epoch_seconds[-1]:.1f} s")
+                scores = " | ".join(
+                    f"{split} loss {history[f'{split}_loss'][-1]:.3f} "
+                    f"acc {res.accuracy:.1f}%" for split, res in results.items())
+                print(f"--- epoch {epoch}/{num_epochs}: {scores} "
+                      f"| {self.epoch_seconds[-1]:.1f} s")
             if on_epoch is not None:
                 on_epoch(epochs_done)
 
         if verbose and epochs_done < num_epochs:
-            print(f"*** Early stopping after epoch {epochs_done}: no new lowest {monitored} loss "
-                  f"for {epochs_without_improvement} epochs")
+            print(f"*** Early stopping after epoch {epochs_done}: no new lowest "
+                  f"{monitored} loss for {epochs_without_improvement} epochs")
         return FitResult(epochs_done, **history)
 
     # --------------------------------------------------------------- epochs
@@ -342,13 +373,17 @@ class Trainer(abc.ABC):
                     verbose: bool | None = None) -> EpochResult:
         """One pass over ``dl_train`` in training mode, updating the model."""
         self.model.train(True)
-        return self._foreach_batch(dl_train, self.train_batch, "train", max_batches, verbose)
+        return self._foreach_batch(
+            dl_train, self.train_batch, "train", max_batches, verbose
+        )
 
     def test_epoch(self, dl_test: Iterable, *, max_batches: int | None = None,
                    verbose: bool | None = None) -> EpochResult:
         """One pass over ``dl_test`` in evaluation mode, without updating the model."""
         self.model.train(False)
-        return self._foreach_batch(dl_test, self.test_batch, "test", max_batches, verbose)
+        return self._foreach_batch(
+            dl_test, self.test_batch, "test", max_batches, verbose
+        )
 
     @abc.abstractmethod
     def train_batch(self, batch) -> BatchResult:
@@ -380,7 +415,9 @@ class Trainer(abc.ABC):
                 raise ValueError(f"{name} data loader yielded no samples")
             losses = _to_list(losses)  # one host transfer per epoch
             accuracy = 100.0 * sum(_to_list(corrects)) / num_samples
-            bar.set_postfix(loss=f"{sum(losses) / len(losses):.3f}", acc=f"{accuracy:.1f}%")
+            bar.set_postfix(
+                loss=f"{sum(losses) / len(losses):.3f}", acc=f"{accuracy:.1f}%"
+            )
         return EpochResult(losses=losses, accuracy=accuracy)
 
     # ---------------------------------------------------------- checkpoints
@@ -391,14 +428,19 @@ class Trainer(abc.ABC):
         self.model.load_state_dict(state)
 
     def extra_state_dict(self) -> dict[str, Any]:
-        """Subclass state for checkpoints besides model and optimizer (e.g. a scheduler)."""
+        """Subclass state for checkpoints besides model and optimizer.
+
+        For example a learning-rate scheduler's state.
+        """
         return {}
 
     def load_extra_state_dict(self, state: dict[str, Any]) -> None:
         pass
 
-    def save_checkpoint(self, path: Path, dl_train, dl_test, dl_val=None, **progress) -> None:
-        """Write model, optimizer, RNG and loader states and ``progress`` to ``path``."""
+    def save_checkpoint(
+        self, path: Path, dl_train, dl_test, dl_val=None, **progress
+    ) -> None:
+        """Save model, optimizer, RNG and loader states and ``progress`` in ``path``."""
         state = {
             "format": CHECKPOINT_FORMAT,
             **progress,
@@ -406,8 +448,11 @@ class Trainer(abc.ABC):
             "optimizer": self.optimizer.state_dict(),
             "extra": self.extra_state_dict(),
             "rng": _rng_state(),
-            "loaders": {"train": _loader_state(dl_train), "test": _loader_state(dl_test),
-                        "val": _loader_state(dl_val)},
+            "loaders": {
+                "train": _loader_state(dl_train),
+                "test": _loader_state(dl_test),
+                "val": _loader_state(dl_val),
+            },
             "epoch_seconds": list(self.epoch_seconds),
         }
         atomic_write(path, lambda f: torch.save(state, f))
@@ -418,33 +463,46 @@ class Trainer(abc.ABC):
 
         Tensors are loaded onto the CPU first and then copied into the model's
         and optimizer's own tensors, so a checkpoint written on one device
-        resumes on another. A damaged checkpoint, one of another layout, one
-        saved with another ``run_identity`` or one that does not fit the model
-        raises :class:`CheckpointError`, which names the file and the remedy.
+        resumes on another.
+
+        Raises:
+            CheckpointError: a damaged checkpoint, one of another layout, one
+                saved with another ``run_identity`` or one that does not fit
+                the model; the message names the file and the remedy.
         """
         fresh = "Delete it to start the run afresh."
         try:
             saved = torch.load(path, map_location="cpu", weights_only=True)
         except Exception as e:
-            raise CheckpointError(f"checkpoint {path} cannot be read ({type(e).__name__}: "
-                                  f"{str(e).splitlines()[0] if str(e) else ''}); it is damaged, "
-                                  f"e.g. by an interrupted copy. {fresh}") from None
+            raise CheckpointError(
+                f"checkpoint {path} cannot be read ({type(e).__name__}: "
+                f"{str(e).splitlines()[0] if str(e) else ''}); it is damaged, "
+                f"e.g. by an interrupted copy. {fresh}"
+            ) from None
         if not isinstance(saved, dict) or saved.get("format") != CHECKPOINT_FORMAT:
-            found = saved.get("format") if isinstance(saved, dict) else type(saved).__name__
-            raise CheckpointError(f"{path} is not a checkpoint of this version of "
-                                  f"hw2.training (format {found!r}, not {CHECKPOINT_FORMAT}). "
-                                  f"{fresh}")
+            found = (
+                saved.get("format") if isinstance(saved, dict) else type(saved).__name__
+            )
+            raise CheckpointError(
+                f"{path} is not a checkpoint of this version of "
+                f"hw2.training (format {found!r}, not {CHECKPOINT_FORMAT}). "
+                f"{fresh}"
+            )
         if run_identity is not None and saved.get("run") != run_identity:
-            raise CheckpointError(f"checkpoint {path} was written by another run or with other "
-                                  f"settings ({_differences(saved.get('run'), run_identity)}). "
-                                  f"{fresh} Or run again with the settings it was written with.")
+            raise CheckpointError(
+                f"checkpoint {path} was written by another run or with other "
+                f"settings ({_differences(saved.get('run'), run_identity)}). "
+                f"{fresh} Or run again with the settings it was written with."
+            )
         try:
             self.load_model_state_dict(saved["model"])
             self.optimizer.load_state_dict(saved["optimizer"])
             self.load_extra_state_dict(saved["extra"])
         except (RuntimeError, ValueError, KeyError) as e:
-            raise CheckpointError(f"checkpoint {path} does not fit this trainer's model or "
-                                  f"optimizer ({str(e).splitlines()[0]}). {fresh}") from None
+            raise CheckpointError(
+                f"checkpoint {path} does not fit this trainer's model or "
+                f"optimizer ({str(e).splitlines()[0]}). {fresh}"
+            ) from None
         if dl_train is not None:
             _load_loader_state(dl_train, saved["loaders"]["train"])
         if dl_test is not None:
@@ -462,14 +520,15 @@ class LayerTrainer(Trainer):
     The backward pass is explicit: the loss layer's backward gives dL/dscores,
     the model's backward turns it into parameter gradients. Image batches
     are flattened to (N, D), since the layer models are MLPs.
+
+    Args:
+        model: an ``hw2.layers.Layer`` (e.g. ``MLP``) giving class scores
+            (N, C).
+        loss_fn: a loss layer, e.g. ``hw2.layers.CrossEntropyLoss()``.
+        optimizer: an ``hw2.optimizers.Optimizer`` over ``model.params()``.
     """
 
     def __init__(self, model, loss_fn, optimizer):
-        """
-        :param model: an ``hw2.layers.Layer`` (e.g. ``MLP``) giving class scores (N, C).
-        :param loss_fn: a loss layer, e.g. ``hw2.layers.CrossEntropyLoss()``.
-        :param optimizer: an ``hw2.optimizers.Optimizer`` over ``model.params()``.
-        """
         super().__init__(model, loss_fn, optimizer)
 
     @staticmethod
@@ -482,7 +541,8 @@ class LayerTrainer(Trainer):
         self.optimizer.zero_grad()
         scores = self.model(X)  # (N, C)
         loss = self.loss_fn(scores, y)
-        self.model.backward(self.loss_fn.backward())  # dL/dscores, then through the model
+        # dL/dscores, then through the model
+        self.model.backward(self.loss_fn.backward())
         self.optimizer.step()
         return BatchResult(loss, (scores.argmax(dim=1) == y).sum())
 
@@ -499,36 +559,46 @@ class LayerTrainer(Trainer):
     def load_model_state_dict(self, state: dict[str, Any]) -> None:
         params = [p for p, _ in self.model.params()]
         saved = state["params"]
-        if len(saved) != len(params) or any(s.shape != p.shape for s, p in zip(saved, params)):
-            raise ValueError(f"checkpoint parameter shapes {[tuple(s.shape) for s in saved]} "
-                             f"differ from the model's {[tuple(p.shape) for p in params]}")
+        if (len(saved) != len(params)
+                or any(s.shape != p.shape for s, p in zip(saved, params))):
+            raise ValueError(
+                f"checkpoint parameter shapes {[tuple(s.shape) for s in saved]} "
+                f"differ from the model's {[tuple(p.shape) for p in params]}"
+            )
         with torch.no_grad():
             for p, s in zip(params, saved):
                 p.copy_(s)
 
 
 class TorchTrainer(Trainer):
-    """Trains a ``torch.nn.Module`` with autograd and a ``torch.optim`` optimizer."""
+    """Trains a ``torch.nn.Module`` with autograd and a ``torch.optim`` optimizer.
 
-    def __init__(self, model: torch.nn.Module, loss_fn: Callable, optimizer: torch.optim.Optimizer,
+    Args:
+        device: where to train; the model is moved there. None: where the
+            model's parameters already are.
+        lr_scheduler: a ``torch.optim.lr_scheduler`` stepped after every
+            training batch (and saved in checkpoints).
+        amp_dtype: e.g. ``torch.bfloat16``: run forward and loss under
+            ``torch.autocast`` with this dtype (float16 adds a gradient
+            scaler).
+        channels_last: keep the model and 4-d image batches in channels-last
+            memory format (faster convolutions on tensor cores).
+    """
+
+    def __init__(self, model: torch.nn.Module, loss_fn: Callable,
+                 optimizer: torch.optim.Optimizer,
                  device: torch.device | str | None = None, *, lr_scheduler=None,
                  amp_dtype: torch.dtype | None = None, channels_last: bool = False):
-        """
-        :param device: where to train; the model is moved there. None: where
-            the model's parameters already are.
-        :param lr_scheduler: a ``torch.optim.lr_scheduler`` stepped after every
-            training batch (and saved in checkpoints).
-        :param amp_dtype: e.g. ``torch.bfloat16``: run forward and loss under
-            ``torch.autocast`` with this dtype (float16 adds a gradient scaler).
-        :param channels_last: keep the model and 4-d image batches in
-            channels-last memory format (faster convolutions on tensor cores).
-        """
         if not isinstance(model, torch.nn.Module):
-            raise TypeError(f"TorchTrainer trains torch.nn.Module models, got {type(model).__name__}"
-                            " (use LayerTrainer for hw2.layers models)")
+            raise TypeError(
+                f"TorchTrainer trains torch.nn.Module models, "
+                f"got {type(model).__name__} (use LayerTrainer for hw2.layers models)"
+            )
         if amp_dtype is not None and amp_dtype not in (torch.bfloat16, torch.float16):
-            raise ValueError(f"amp_dtype must be torch.bfloat16, torch.float16 or None, "
-                             f"got {amp_dtype!r}")
+            raise ValueError(
+                f"amp_dtype must be torch.bfloat16, torch.float16 or None, "
+                f"got {amp_dtype!r}"
+            )
         super().__init__(model, loss_fn, optimizer)
         if device is None:
             first = next(model.parameters(), None)
@@ -587,7 +657,9 @@ class TorchTrainer(Trainer):
             self.scaler.load_state_dict(state["scaler"])
         if self.lr_scheduler is not None:
             if "lr_scheduler" not in state:
-                raise ValueError("the checkpoint has no lr_scheduler state, but this trainer has one")
+                raise ValueError(
+                    "the checkpoint has no lr_scheduler state, but this trainer has one"
+                )
             self.lr_scheduler.load_state_dict(state["lr_scheduler"])
 
 
@@ -619,8 +691,9 @@ def seeded_loaders(ds_train, *eval_sets, batch_size: int, seed: int = 0,
     return (dl_train, *(DataLoader(ds, batch_size=eval_batch_size) for ds in eval_sets))
 
 
-def mlp_trainer(hidden: Sequence[int], optimizer_cls, optimizer_kw: dict, *, seed: int = 0,
-                in_features: int = 3072, num_classes: int = 10, **mlp_kw) -> "LayerTrainer":
+def mlp_trainer(hidden: Sequence[int], optimizer_cls, optimizer_kw: dict, *,
+                seed: int = 0, in_features: int = 3072, num_classes: int = 10,
+                **mlp_kw) -> "LayerTrainer":
     """A :class:`LayerTrainer` for a fresh ``hw2.layers.MLP`` and its optimizer.
 
     Args:
@@ -640,10 +713,10 @@ def mlp_trainer(hidden: Sequence[int], optimizer_cls, optimizer_kw: dict, *, see
     return LayerTrainer(model, layers.CrossEntropyLoss(), optimizer)
 
 
-def fit_mlp(ds_train, ds_test, *, hidden: Sequence[int], optimizer_cls, optimizer_kw: dict,
-            epochs: int, batch_size: int, seed: int = 0, ds_val=None,
-            early_stopping: int | None = None, eval_batch_size: int = 500,
-            **mlp_kw) -> FitResult:
+def fit_mlp(ds_train, ds_test, *, hidden: Sequence[int], optimizer_cls,
+            optimizer_kw: dict, epochs: int, batch_size: int, seed: int = 0,
+            ds_val=None, early_stopping: int | None = None,
+            eval_batch_size: int = 500, **mlp_kw) -> FitResult:
     """Train a fresh MLP with :func:`mlp_trainer` on :func:`seeded_loaders`.
 
     The recipe the Part 2 chapters share. With ``ds_val`` the validation set
@@ -651,8 +724,8 @@ def fit_mlp(ds_train, ds_test, *, hidden: Sequence[int], optimizer_cls, optimize
     """
     trainer = mlp_trainer(hidden, optimizer_cls, optimizer_kw, seed=seed, **mlp_kw)
     eval_sets = (ds_test,) if ds_val is None else (ds_val, ds_test)
-    dl_train, *dl_eval = seeded_loaders(ds_train, *eval_sets, batch_size=batch_size, seed=seed,
-                                        eval_batch_size=eval_batch_size)
+    dl_train, *dl_eval = seeded_loaders(ds_train, *eval_sets, batch_size=batch_size,
+                                        seed=seed, eval_batch_size=eval_batch_size)
     dl_val = dl_eval[0] if ds_val is not None else None
     return trainer.fit(dl_train, dl_eval[-1], epochs, early_stopping=early_stopping,
                        dl_val=dl_val, verbose=False)

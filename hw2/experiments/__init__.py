@@ -34,10 +34,12 @@ from hw2.experiments.config import (IN_SIZE, LR_SCHEDULES, MODEL_TYPES, NUM_CLAS
 from hw2.experiments.executors import LocalExecutor
 from hw2.experiments.grid import (COMMON_HPARAMS, EXPERIMENTS, SAME_HEAD, Experiment,
                                   load_grid_file)
-from hw2.experiments.results import (RESULT_FORMAT, ExperimentFileError, code_provenance,
-                                     experiment_status, load_experiment, load_record,
-                                     result_state, summary_line)
-from hw2.experiments.device import configure_backends, device_name, resolve_device
+from hw2.experiments.results import (RESULT_FORMAT, ExperimentFileError,
+                                     code_provenance, experiment_status,
+                                     load_experiment, load_record, result_state,
+                                     summary_line)
+from hw2.experiments.device import (configure_backends, device_name, flush_denormals,
+                                    resolve_device)
 from hw2.experiments.runner import (build_batches, build_model, build_optimizer,
                                     build_trainer, checkpoint_prefix, describe_model,
                                     lr_factor, run_config, run_experiment)
@@ -50,9 +52,10 @@ __all__ = [
     "results_dir", "result_filename", "result_path", "max_poolings", "auto_pool_every",
     "load_grid_file",
     # one run
-    "run_experiment", "run_config", "resolve_device", "device_name", "configure_backends",
-    "build_model", "describe_model", "build_batches", "lr_factor", "build_optimizer",
-    "build_trainer", "checkpoint_prefix",
+    "run_experiment", "run_config", "resolve_device", "device_name",
+    "configure_backends", "flush_denormals", "build_model", "describe_model",
+    "build_batches",
+    "lr_factor", "build_optimizer", "build_trainer", "checkpoint_prefix",
     # results
     "RESULT_FORMAT", "ExperimentFileError", "load_experiment", "load_record",
     "result_state", "experiment_status", "summary_line", "code_provenance",

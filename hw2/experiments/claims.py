@@ -95,7 +95,8 @@ def describe(holder: dict) -> str:
     """``host h, process 123 (SLURM job 45_6), since 2026-12-01 21:40:00``."""
     since = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(holder.get("started", 0)))
     job = f" (SLURM job {holder['slurm_job']})" if holder.get("slurm_job") else ""
-    return f"host {holder.get('host', '?')}, process {holder.get('pid', '?')}{job}, since {since}"
+    return (f"host {holder.get('host', '?')}, process {holder.get('pid', '?')}{job}, "
+            f"since {since}")
 
 
 def _stale(path: Path, holder: dict) -> bool:
@@ -137,7 +138,8 @@ def try_claim(cfg: RunConfig) -> Claim | str:
             tomb.unlink(missing_ok=True)
             continue
         with os.fdopen(fd, "w") as f:
-            json.dump({"host": platform.node(), "pid": os.getpid(), "slurm_job": _slurm_job(),
-                       "started": time.time(), "token": token}, f)
+            json.dump({"host": platform.node(), "pid": os.getpid(),
+                       "slurm_job": _slurm_job(), "started": time.time(),
+                       "token": token}, f)
         return Claim(path, token)
     return describe(_read(path))

@@ -20,7 +20,8 @@ import sys
 import tokenize
 
 from hw2.experiments import config as config_module
-from hw2.experiments.config import LR_SCHEDULES, MODEL_TYPES, OPTIMIZERS, PROTOCOLS, RunConfig
+from hw2.experiments.config import (LR_SCHEDULES, MODEL_TYPES, OPTIMIZERS, PROTOCOLS,
+                                    RunConfig)
 from hw2.experiments.executors import LocalExecutor
 from hw2.experiments.grid import get_protocol, resolve_grid
 from hw2.experiments.results import check_output_location, result_state, summary_line
@@ -30,9 +31,9 @@ from hw2.experiments.sweep import run_sweep, sweep_jobs
 __all__ = ["build_parser", "run_options", "field_help", "executor_from_args", "main"]
 
 #: The original assignment's short flags.
-SHORT_FLAGS = {"run_name": "-n", "out_dir": "-o", "seed": "-s", "filters_per_layer": "-K",
-               "layers_per_block": "-L", "pool_every": "-P", "hidden_dims": "-H",
-               "model_type": "-M", "device": "-d"}
+SHORT_FLAGS = {"run_name": "-n", "out_dir": "-o", "seed": "-s",
+               "filters_per_layer": "-K", "layers_per_block": "-L", "pool_every": "-P",
+               "hidden_dims": "-H", "model_type": "-M", "device": "-d"}
 CHOICES = {"model_type": list(MODEL_TYPES), "optimizer": list(OPTIMIZERS),
            "lr_schedule": list(LR_SCHEDULES), "protocol": list(PROTOCOLS)}
 #: Options run-exp requires, as the original assignment's command line does.
@@ -70,7 +71,8 @@ def field_help() -> dict[str, str]:
             text = tok.string.lstrip("#").strip()
             if text.startswith("---"):  # a section comment ends the field's help
                 current = None
-            elif row == line_of_current or row == line_of_current + len(helps.get(current, [])):
+            elif row in (line_of_current,
+                         line_of_current + len(helps.get(current, []))):
                 helps.setdefault(current, []).append(text)
             else:
                 current = None
@@ -90,8 +92,8 @@ def _typed(kind: str, flag: str):
                 return float(text)
         except ValueError:
             what = "an integer" if base == "int" else "a number"
-            raise argparse.ArgumentTypeError(
-                f"{text!r} is not {what}{' (or none)' if '| None' in kind else ''}") from None
+            none = " (or none)" if "| None" in kind else ""
+            raise argparse.ArgumentTypeError(f"{text!r} is not {what}{none}") from None
         return text
 
     parse.__name__ = flag
@@ -141,7 +143,8 @@ def run_options(parser: argparse.ArgumentParser, *, with_name: bool) -> None:
         if kind == "bool":
             kw.update(action=argparse.BooleanOptionalAction)
         elif kind == "list[int]":
-            kw.update(type=_typed("int", long), nargs="*" if f.name == "hidden_dims" else "+")
+            kw.update(type=_typed("int", long),
+                      nargs="*" if f.name == "hidden_dims" else "+")
         elif kind.startswith("dict"):
             kw.update(type=_key_value, nargs="+")
         else:
@@ -164,57 +167,62 @@ def _config_from_args(args: argparse.Namespace) -> dict:
 def build_parser() -> argparse.ArgumentParser:
     """The parser of ``python -m hw2.experiments``."""
     p = _ArgumentParser(prog="python -m hw2.experiments",
-                        description="Train the architecture experiments of Part 3 and write "
-                                    "JSON results.")
+                        description="Train the architecture experiments of Part 3 "
+                                    "and write JSON results.")
     sub = p.add_subparsers(dest="command", required=True, parser_class=_ArgumentParser)
 
     run = sub.add_parser("run-exp", help="run one configuration",
-                         description="Train one configuration and write its result file. "
-                                     "--protocol starts from a preset; flags override it.")
+                         description="Train one configuration and write its result "
+                                     "file. --protocol starts from a preset; flags "
+                                     "override it.")
     run_options(run, with_name=True)
 
-    sw = sub.add_parser("sweep", help="run named experiments of the grid (skips finished "
-                                      "runs)")
+    sw = sub.add_parser("sweep", help="run named experiments of the grid (skips "
+                                      "finished runs)")
     sw.add_argument("experiments", nargs="+", metavar="NAME",
                     help="e.g. exp1_1 exp1_2 (see 'list')")
-    sw.add_argument("--grid-file", help="JSON file of experiments to use instead of the "
-                                        "book's grid")
-    sw.add_argument("--set", type=_key_value, nargs="+", metavar="KEY=VALUE", default=[],
-                    help="override any RunConfig field, JSON values")
+    sw.add_argument("--grid-file", help="JSON file of experiments to use instead of "
+                                        "the book's grid")
+    sw.add_argument("--set", type=_key_value, nargs="+", metavar="KEY=VALUE",
+                    default=[], help="override any RunConfig field, JSON values")
     sw.add_argument("--dry-run", action="store_true",
                     help="list the runs and whether they are done")
     sw.add_argument("--gpus", type=int, default=None,
-                    help="local worker processes, one per GPU (default: every visible GPU)")
+                    help="local worker processes, one per GPU (default: every "
+                         "visible GPU)")
     _executor_options(sw)
     run_options(sw, with_name=False)
 
     ls = sub.add_parser("list", help="list the experiments and their runs")
-    ls.add_argument("--grid-file", help="JSON file of experiments to use instead of the "
-                                        "book's grid")
+    ls.add_argument("--grid-file", help="JSON file of experiments to use instead of "
+                                        "the book's grid")
     ls.add_argument("--protocol", choices=[*PROTOCOLS, "none"], default=None,
-                    help="the preset the runs follow (default: gpu; none with --grid-file)")
+                    help="the preset the runs follow (default: gpu; none with "
+                         "--grid-file)")
     return p
 
 
 def _executor_options(parser: argparse.ArgumentParser) -> None:
     g = parser.add_argument_group("where the runs execute")
     g.add_argument("--executor", choices=("local", "slurm"), default="local",
-                   help="local: this machine, one worker per GPU when there are several "
-                        "(default); slurm: a job array on a SLURM cluster, through submitit")
+                   help="local: this machine, one worker per GPU when there are "
+                        "several (default); slurm: a job array on a SLURM cluster, "
+                        "through submitit")
     g.add_argument("--slurm-config", metavar="FILE",
                    help="TOML or JSON file of SLURM options "
                         "(tools/slurm/sweep.example.toml); the flags below override it")
     g.add_argument("--slurm-partition", metavar="NAME", help="partition to submit to")
-    g.add_argument("--slurm-time", type=int, metavar="MIN", help="time limit per run, minutes")
+    g.add_argument("--slurm-time", type=int, metavar="MIN",
+                   help="time limit per run, minutes")
     g.add_argument("--slurm-cpus", type=int, metavar="N", help="CPUs per run")
     g.add_argument("--slurm-gpus", type=int, metavar="N", help="GPUs per run")
     g.add_argument("--slurm-mem-gb", type=float, metavar="GB", help="memory per run")
     g.add_argument("--slurm-log-dir", metavar="DIR",
-                   help="job logs and submitit's files (default: <out dir>/slurm_logs; on a "
-                        "cluster a folder every node can read)")
+                   help="job logs and submitit's files (default: <out dir>/slurm_logs; "
+                        "on a cluster a folder every node can read)")
     g.add_argument("--no-wait", action="store_true",
-                   help="submit and return; running the same command again waits for the "
-                        "jobs")
+                   help="submit and return; running the same command again waits for "
+                        "the jobs")
 
 
 def executor_from_args(args: argparse.Namespace):
@@ -258,8 +266,10 @@ def _cmd_sweep(args) -> int:
     overrides = _config_from_args(args)
     overrides.update(dict(args.set))
     protocol = overrides.pop("protocol", None) or (None if args.grid_file else "gpu")
-    jobs = sweep_jobs(args.experiments, overrides, grid=args.grid_file, protocol=protocol)
-    for spec in jobs:  # impossible configurations and output folders fail before training
+    jobs = sweep_jobs(args.experiments, overrides, grid=args.grid_file,
+                      protocol=protocol)
+    # impossible configurations and output folders fail before training
+    for spec in jobs:
         build_model(RunConfig.from_dict(spec))
         if not args.dry_run:
             check_output_location(RunConfig.from_dict(spec))
@@ -268,7 +278,8 @@ def _cmd_sweep(args) -> int:
             cfg = RunConfig.from_dict(spec)
             state = result_state(cfg)[0]
             state = {"done": "done", "missing": "todo"}.get(state, "bad ")
-            sizes = f"{cfg.train_size or 'all'}/{cfg.val_size or 0}/{cfg.test_size or 'all'}"
+            sizes = (f"{cfg.train_size or 'all'}/{cfg.val_size or 0}/"
+                     f"{cfg.test_size or 'all'}")
             print(f"{state}  {cfg.file_stem:28s} {cfg.model_type:6s} "
                   f"channels={len(cfg.channels)} P={cfg.resolved_pool_every} "
                   f"epochs={cfg.epochs} bs={cfg.bs_train} lr={cfg.lr:g} "
@@ -292,7 +303,8 @@ def _cmd_list(args) -> int:
 def main(argv: list[str] | None = None) -> int:
     """Run the command line; returns the exit code."""
     args = build_parser().parse_args(argv)
-    command = {"run-exp": _cmd_run, "sweep": _cmd_sweep, "list": _cmd_list}[args.command]
+    commands = {"run-exp": _cmd_run, "sweep": _cmd_sweep, "list": _cmd_list}
+    command = commands[args.command]
     try:
         return command(args)
     except ValueError as e:  # bad configuration: one line, exit code 2, no traceback
@@ -303,10 +315,11 @@ def main(argv: list[str] | None = None) -> int:
 
         if not isinstance(e, DataError):
             raise
-        print(f"python -m hw2.experiments: {e}", file=sys.stderr)  # how to provide the data
+        # the message says how to provide the data
+        print(f"python -m hw2.experiments: {e}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
-        print("python -m hw2.experiments: interrupted (runs with checkpoints resume when "
-              "restarted)", file=sys.stderr)
+        print("python -m hw2.experiments: interrupted (runs with checkpoints resume "
+              "when restarted)", file=sys.stderr)
         return 130
 

@@ -39,7 +39,8 @@ __all__ = [
 ]
 
 #: Model classes of ``hw2.cnn`` by their command-line name (``-M``).
-MODEL_TYPES = {"cnn": "ConvClassifier", "resnet": "ResNetClassifier", "ycn": "YourCodeNet"}
+MODEL_TYPES = {"cnn": "ConvClassifier", "resnet": "ResNetClassifier",
+               "ycn": "YourCodeNet"}
 OPTIMIZERS = ("sgd", "adam", "adamw")
 LR_SCHEDULES = ("constant", "linear", "cosine")
 
@@ -62,7 +63,8 @@ def results_dir() -> Path:
         return Path(env).expanduser().resolve()
     root = repo_root()
     here = Path.cwd().resolve()
-    if here.is_relative_to(root) and (root / "hw2").is_dir() and (root / "_toc.yml").is_file():
+    if (here.is_relative_to(root) and (root / "hw2").is_dir()
+            and (root / "_toc.yml").is_file()):
         return root / "results"
     return here / "results"
 
@@ -94,13 +96,13 @@ PROTOCOLS: dict[str, Protocol] = {p.name: p for p in [
     Protocol(
         name="gpu", hardware="one H100/H200 GPU",
         settings=dict(
-            val_size=5_000,      # held out of the 50,000 training images (500 per class)
-            train_size=None,     # the other 45,000
-            test_size=None,      # all 10,000 test images
-            epochs=15,           # the budget that fits the 34 runs in minutes on one GPU
-            bs_train=512,        # big enough to keep the GPU busy (87 steps/epoch)
-            bs_test=1000,        # evaluation only; no gradients
-            early_stopping=5,    # epochs without a new lowest validation loss
+            val_size=5_000,    # held out of the 50,000 training images (500 per class)
+            train_size=None,   # the other 45,000
+            test_size=None,    # all 10,000 test images
+            epochs=15,         # the budget that fits the 34 runs in minutes on one GPU
+            bs_train=512,      # big enough to keep the GPU busy (87 steps/epoch)
+            bs_test=1000,      # evaluation only; no gradients
+            early_stopping=5,  # epochs without a new lowest validation loss
         ),
         why="The full data set at the grid's recipe: 45,000 training images, 5,000 "
             "held out for validation, all 10,000 test images, 15 epochs of batches of "
@@ -109,11 +111,11 @@ PROTOCOLS: dict[str, Protocol] = {p.name: p for p in [
     Protocol(
         name="cpu", hardware="a 2-core CPU", lr_scale=0.5,
         settings=dict(
-            val_size=2_000,      # held out of the training images (200 per class)
-            train_size=8_000,    # class-balanced, from the images not held out
-            test_size=4_000,     # class-balanced, 400 per class (±0.8% standard error)
-            epochs=5,            # 8,000 x 5 images: the 34 runs in under 2.5 h on 2 cores
-            bs_train=128,        # a CPU is no faster per image at 512; 4x the steps
+            val_size=2_000,    # held out of the training images (200 per class)
+            train_size=8_000,  # class-balanced, from the images not held out
+            test_size=4_000,   # class-balanced, 400 per class (±0.8% standard error)
+            epochs=5,          # 8,000 x 5 images: the 34 runs in under 2.5 h on 2 cores
+            bs_train=128,      # a CPU is no faster per image at 512; 4x the steps
             bs_test=500,
             early_stopping=3,
         ),
@@ -154,7 +156,8 @@ class RunConfig:
     checkpoints: str | None = None  # checkpoint path prefix (file <prefix>.pt): resume
                                     # from it, save to it; None: no checkpoints
     lr: float = 1e-3                # peak learning rate
-    reg: float = 1e-3               # L2 strength, given to the optimizer as weight_decay
+    reg: float = 1e-3               # L2 strength, given to the optimizer as
+                                    # weight_decay
     # --- model (original flags)
     filters_per_layer: list[int] = field(default_factory=lambda: [64])  # K: widths
     layers_per_block: int = 2       # L: convs per width K (channels: each K L times)
@@ -204,13 +207,16 @@ class RunConfig:
         if not isinstance(self.run_name, str) or not self.run_name.strip():
             c.fail("run_name", "a non-empty name", self.run_name, owner)
         if any(ch in self.run_name for ch in "/\\\0") or self.run_name in (".", ".."):
-            c.fail("run_name", "a file name prefix, not a path (out_dir names the folder)",
+            c.fail("run_name",
+                   "a file name prefix, not a path (out_dir names the folder)",
                    self.run_name, owner)
         for name in ("out_dir", "checkpoints"):
             value = getattr(self, name)
-            if value is not None and (not isinstance(value, str) or not value or "\0" in value):
+            bad = not isinstance(value, str) or not value or "\0" in value
+            if value is not None and bad:
                 c.fail(name, "a path or None", value, owner)
-        if self.seed is not None and (not c.is_int(self.seed) or not 0 <= self.seed < 2**63):
+        seed_ok = c.is_int(self.seed) and 0 <= self.seed < 2**63
+        if self.seed is not None and not seed_ok:
             c.fail("seed", "an integer in [0, 2**63) or None", self.seed, owner)
         for name in ("bs_train", "epochs", "layers_per_block"):
             c.positive_int(name, getattr(self, name), owner=owner)
@@ -222,11 +228,12 @@ class RunConfig:
         c.positive_real("lr", self.lr, owner=owner)
         c.real_in("reg", self.reg, 0, float("inf"), owner=owner)
         for name in ("filters_per_layer", "hidden_dims"):
-            widths = c.int_list(name, getattr(self, name), allow_empty=name == "hidden_dims",
-                                owner=owner)
+            widths = c.int_list(name, getattr(self, name),
+                                allow_empty=name == "hidden_dims", owner=owner)
             if any(w > MAX_WIDTH for w in widths):
-                c.fail(name, f"a list of widths of at most {MAX_WIDTH:,} (a wider layer's "
-                             f"weights do not fit in memory)", getattr(self, name), owner)
+                c.fail(name, f"a list of widths of at most {MAX_WIDTH:,} (a wider "
+                             f"layer's weights do not fit in memory)",
+                       getattr(self, name), owner)
         c.one_of("model_type", self.model_type, list(MODEL_TYPES), owner=owner)
         if not isinstance(self.model_kw, dict) or not all(
                 isinstance(k, str) for k in self.model_kw):
@@ -245,7 +252,8 @@ class RunConfig:
         if not isinstance(device, str) or not (
                 device in ("auto", "cpu", "cuda", "mps")
                 or (device.startswith("cuda:") and device[5:].isdigit())):
-            c.fail("device", "'auto', 'cpu', 'cuda', 'cuda:<index>' or 'mps'", device, owner)
+            c.fail("device", "'auto', 'cpu', 'cuda', 'cuda:<index>' or 'mps'", device,
+                   owner)
         try:
             json.dumps(self.to_dict(), allow_nan=False)
         except (TypeError, ValueError) as e:
@@ -268,7 +276,10 @@ class RunConfig:
 
     @property
     def resolved_out_dir(self) -> Path:
-        """``out_dir``, else ``results_dir()/<protocol>`` (``results_dir()`` without)."""
+        """``out_dir``, else ``results_dir()/<protocol>``.
+
+        Without a protocol: ``results_dir()``.
+        """
         if self.out_dir is not None:
             return Path(self.out_dir).expanduser()
         return results_dir() / self.protocol if self.protocol else results_dir()
@@ -287,10 +298,10 @@ class RunConfig:
     PLACE_FIELDS = ("out_dir", "checkpoints", "device", "compile")
 
     def identity(self) -> dict[str, Any]:
-        """What the run trains: every field but :attr:`PLACE_FIELDS`, with the
-        defaults that depend on others resolved (``pool_every``, ``bs_test``).
+        """What the run trains: every field but :attr:`PLACE_FIELDS`.
 
-        Two configs with the same identity train the same network on the
+        The defaults that depend on others are resolved (``pool_every``,
+        ``bs_test``). Two configs with the same identity train the same network on the
         same data the same way; a checkpoint or a result file of one belongs
         to the other. (Device and compilation change the speed and the last
         bits of the floats, not what is trained.)
@@ -304,7 +315,8 @@ class RunConfig:
     def from_dict(cls, d: dict[str, Any]) -> RunConfig:
         """Build from plain data; unknown keys are an error (named)."""
         if not isinstance(d, dict):
-            raise ValueError(f"a run configuration must be a dict, got {type(d).__name__}")
+            raise ValueError(f"a run configuration must be a dict, "
+                             f"got {type(d).__name__}")
         known = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(set(d) - known)
         if unknown:
@@ -369,8 +381,9 @@ def auto_pool_every(model_type: str, filters_per_layer: list[int],
     limit = max_poolings()
     if model_type == "ycn":
         if len(widths) > limit:
-            raise ValueError(f"YourCodeNet pools once per width; {len(widths)} widths > "
-                             f"{limit} poolings")
+            raise ValueError(f"YourCodeNet pools once per width; "
+                             f"{len(widths)} widths > {limit} poolings")
         return layers_per_block
     # P = N always qualifies (one pooling), so the loop always returns.
-    return next(p for p in range(1, n_convs + 1) if n_convs % p == 0 and n_convs // p <= limit)
+    return next(p for p in range(1, n_convs + 1)
+                if n_convs % p == 0 and n_convs // p <= limit)

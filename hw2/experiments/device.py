@@ -1,9 +1,13 @@
-"""The device a run trains on: which one, what it is called, how it is set up for speed."""
+"""The device a run trains on.
+
+Which one, what it is called, how it is set up for speed.
+"""
 from __future__ import annotations
 
+import contextlib
 import platform
 
-__all__ = ["resolve_device", "device_name", "configure_backends"]
+__all__ = ["resolve_device", "device_name", "configure_backends", "flush_denormals"]
 
 
 def resolve_device(name: str):
@@ -17,10 +21,11 @@ def resolve_device(name: str):
         raise ValueError(f"device={name!r}: CUDA is not available on this machine")
     if device.type == "cuda" and device.index is not None \
             and device.index >= torch.cuda.device_count():
-        raise ValueError(f"device={name!r}: this machine has {torch.cuda.device_count()} "
-                         f"CUDA device(s)")
+        raise ValueError(f"device={name!r}: this machine has "
+                         f"{torch.cuda.device_count()} CUDA device(s)")
     if device.type == "mps" and not torch.backends.mps.is_available():
-        raise ValueError(f"device={name!r}: Apple's MPS is not available on this machine")
+        raise ValueError(f"device={name!r}: Apple's MPS is not available on this "
+                         f"machine")
     return device
 
 
@@ -41,20 +46,37 @@ def device_name(device) -> str:
 
 
 def configure_backends(device) -> None:
-    """Process-wide speed settings: cuDNN autotuning and TF32 matmuls on CUDA;
-    flushing denormals to zero on a CPU.
+    """Process-wide speed settings: cuDNN autotuning and TF32 matmuls on CUDA.
+
+    Flushing denormals to zero on a CPU is set per run by
+    :func:`flush_denormals`, which puts torch's default back afterwards.
+    """
+    import torch
+
+    if device.type == "cuda":
+        torch.backends.cudnn.benchmark = True
+        torch.backends.cuda.matmul.allow_tf32 = True
+        torch.backends.cudnn.allow_tf32 = True
+
+
+@contextlib.contextmanager
+def flush_denormals(device):
+    """Treat denormal floats as zero on a CPU while the block runs.
 
     A network that stops learning (a deep plain net whose signal dies out)
     fills its activations and gradients with denormal floats, numbers below
     1e-38 that x86 CPUs compute about a hundred times more slowly: an epoch
     of such a run went from 14 s to 285 s. Treating them as zero changes no
-    result that matters and keeps every epoch at full speed.
+    result that matters and keeps every epoch at full speed. The setting is
+    process-wide, so it is switched off again (torch's default) on the way
+    out: code that runs after a run, in a notebook say, computes with
+    denormals as usual.
     """
     import torch
 
-    if device.type == "cpu":
-        torch.set_flush_denormal(True)
-    if device.type == "cuda":
-        torch.backends.cudnn.benchmark = True
-        torch.backends.cuda.matmul.allow_tf32 = True
-        torch.backends.cudnn.allow_tf32 = True
+    on = device.type == "cpu" and torch.set_flush_denormal(True)
+    try:
+        yield
+    finally:
+        if on:
+            torch.set_flush_denormal(False)

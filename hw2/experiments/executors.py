@@ -1,11 +1,11 @@
-"""Where a sweep's runs execute on this machine: in this process, or one process per GPU.
+"""Where a sweep's runs execute on this machine.
 
-:class:`LocalExecutor` is the executor of ``sweep --executor local`` (the
-default). With several GPUs each gets a worker process of its own
-(``CUDA_VISIBLE_DEVICES`` set to that card) taking runs from a queue; with
-one GPU or none the runs execute one after the other in this process, which
-loads CIFAR-10 once for all of them. The SLURM executor is in
-:mod:`hw2.experiments.slurm`.
+In this process, or one process per GPU. :class:`LocalExecutor` is the
+executor of ``sweep --executor local`` (the default). With several GPUs each
+gets a worker process of its own (``CUDA_VISIBLE_DEVICES`` set to that card)
+taking runs from a queue; with one GPU or none the runs execute one after
+the other in this process, which loads CIFAR-10 once for all of them. The
+SLURM executor is in :mod:`hw2.experiments.slurm`.
 """
 from __future__ import annotations
 
@@ -92,14 +92,16 @@ class LocalExecutor:
 
     name = "local"
 
-    def __init__(self, gpus: int | Sequence[int] | None = None, stream: TextIO | None = None):
+    def __init__(self, gpus: int | Sequence[int] | None = None,
+                 stream: TextIO | None = None):
         if isinstance(gpus, int) and gpus < 0:
             raise ValueError(f"gpus must be >= 0, got {gpus}")
         self.gpus = gpus
         self.stream = stream
 
     def _log(self, text: str) -> None:
-        print(text, file=self.stream if self.stream is not None else sys.stdout, flush=True)
+        stream = self.stream if self.stream is not None else sys.stdout
+        print(text, file=stream, flush=True)
 
     def _gpu_ids(self, runs: Sequence[Run]) -> list[int]:
         if isinstance(self.gpus, (list, tuple)):
@@ -136,16 +138,19 @@ class LocalExecutor:
                     path = run_job(run.spec, data=data, wait=wait, log=self._log)
                 except Exception as e:  # report, and go on with the next job
                     self._log(f"{tag}: FAILED {type(e).__name__}: {e}")
-                    outcomes[run.name] = Outcome(run, "failed", f"{type(e).__name__}: {e}")
+                    outcomes[run.name] = Outcome(run, "failed",
+                                                 f"{type(e).__name__}: {e}")
                     continue
                 if path is None:
-                    self._log(f"{tag}: another process is training it; back to it later")
+                    self._log(f"{tag}: another process is training it; "
+                              f"back to it later")
                     continue
                 self._log(f"{tag}: {summary_line(path)}")
                 outcomes[run.name] = Outcome(run, "done")
         return [outcomes[run.name] for run in runs]
 
-    def _execute_on_gpus(self, runs: Sequence[Run], gpu_ids: list[int]) -> list[Outcome]:
+    def _execute_on_gpus(self, runs: Sequence[Run],
+                         gpu_ids: list[int]) -> list[Outcome]:
         ctx = mp.get_context(_MP_START)
         job_q, report_q = ctx.Queue(), ctx.Queue()
         for run in runs:

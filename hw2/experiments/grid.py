@@ -27,11 +27,16 @@ __all__ = [
 
 
 def get_protocol(name: str | None) -> Protocol | None:
-    """The :class:`Protocol` named ``name`` (None for None); a ValueError names an unknown one."""
+    """The :class:`Protocol` named ``name`` (None for None).
+
+    Raises:
+        ValueError: naming an unknown protocol.
+    """
     if name is None:
         return None
     if name not in PROTOCOLS:
-        raise ValueError(f"unknown protocol {name!r}; choose one of {', '.join(PROTOCOLS)}")
+        raise ValueError(f"unknown protocol {name!r}; choose one of "
+                         f"{', '.join(PROTOCOLS)}")
     return PROTOCOLS[name]
 
 
@@ -72,7 +77,8 @@ class Experiment:
         runs = []
         for ks, ls in self.grid:
             for layers in ls:
-                spec = {**preset.settings, **self.hparams} if preset else dict(self.hparams)
+                base = preset.settings if preset else {}
+                spec = {**base, **self.hparams}
                 if preset:
                     spec["lr"] = spec.get("lr", RunConfig.lr) * preset.lr_scale
                     spec["protocol"] = preset.name
@@ -86,15 +92,19 @@ class Experiment:
 
     @classmethod
     def from_dict(cls, name: str, d: dict) -> Experiment:
-        """An experiment of a grid file: ``{model_type, grid, hparams?, title?, why?}``."""
+        """An experiment of a grid file.
+
+        Its entry is ``{model_type, grid, hparams?, title?, why?}``.
+        """
         try:
             grid = tuple((tuple(ks), tuple(ls)) for ks, ls in d["grid"])
-            experiment = cls(name=name, title=d.get("title", name), model_type=d["model_type"],
-                             grid=grid, hparams=dict(d.get("hparams", {})),
-                             why=d.get("why", ""))
+            experiment = cls(name=name, title=d.get("title", name),
+                             model_type=d["model_type"], grid=grid,
+                             hparams=dict(d.get("hparams", {})), why=d.get("why", ""))
         except (KeyError, TypeError, ValueError, AttributeError) as e:
             raise ValueError(f"experiment {name!r}: needs model_type and grid "
-                             f"[[K-list, L-list], ...] ({type(e).__name__}: {e})") from None
+                             f"[[K-list, L-list], ...] "
+                             f"({type(e).__name__}: {e})") from None
         try:
             experiment.runs(protocol=None)  # every grid point must be a valid RunConfig
         except ValueError as e:
@@ -106,13 +116,16 @@ class Experiment:
 # not in recipe. How much data and how many epochs is the protocol's business
 # (PROTOCOLS); this is the recipe.
 COMMON_HPARAMS = dict(
-    optimizer="adam",      # Adam needs no per-depth lr tuning; no BN helps SGD in plain nets
-    lr=2e-3,               # peak lr at batch 512; Adam's usual 1e-3 scaled up, with warmup
+    optimizer="adam",      # Adam needs no per-depth lr tuning;
+                           # no BN helps SGD in plain nets
+    lr=2e-3,               # peak lr at batch 512;
+                           # Adam's usual 1e-3 scaled up, with warmup
     momentum=0.9,          # Adam's beta1 (its default)
     reg=5e-4,              # L2 weight decay
-    lr_schedule="linear",  # per step: warm up, then decay linearly to 0 by the last epoch
-    warmup=0.2,            # first 20% of the steps ramp the lr up from 0: deep nets start
-                           # stable
+    lr_schedule="linear",  # per step: warm up, then decay linearly to 0
+                           # by the last epoch
+    warmup=0.2,            # first 20% of the steps ramp the lr up from 0:
+                           # deep nets start stable
     augment=True,          # flip + 4-px crop: without it every net overfits after a few
                            # epochs and the depth/width effects drown in the overfitting
     hidden_dims=[512],     # one hidden FC layer for every net
@@ -124,16 +137,18 @@ SAME_HEAD = dict(head_map_size=2)
 
 EXPERIMENTS: dict[str, Experiment] = {e.name: e for e in [
     Experiment(
-        name="exp1_1", title="Experiment 1.1: depth (L) of a plain CNN", model_type="cnn",
+        name="exp1_1", title="Experiment 1.1: depth (L) of a plain CNN",
+        model_type="cnn",
         grid=(((32,), (2, 4, 8, 16)), ((64,), (2, 4, 8, 16))),
         hparams=dict(COMMON_HPARAMS, model_kw=SAME_HEAD),
         why="The shared recipe: Adam with a warmup-then-linear-decay schedule and "
             "flip/crop augmentation, the same for every depth, and the last map "
-            "average-pooled to 2x2, so every depth of one K has the same head and only L "
-            "changes between runs.",
+            "average-pooled to 2x2, so every depth of one K has the same head and "
+            "only L changes between runs.",
     ),
     Experiment(
-        name="exp1_2", title="Experiment 1.2: width (K) of a plain CNN", model_type="cnn",
+        name="exp1_2", title="Experiment 1.2: width (K) of a plain CNN",
+        model_type="cnn",
         grid=(((32,), (2, 4, 8)), ((64,), (2, 4, 8)), ((128,), (2, 4, 8)),
               ((256,), (2, 4, 8))),
         hparams=dict(COMMON_HPARAMS, model_kw=SAME_HEAD),
@@ -145,7 +160,8 @@ EXPERIMENTS: dict[str, Experiment] = {e.name: e for e in [
         model_type="cnn",
         grid=(((64, 128, 256), (1, 2, 3, 4)),),
         hparams=dict(COMMON_HPARAMS, model_kw=SAME_HEAD),
-        why="The shared recipe, as in 1.1; L counts convs per width, so L=4 is 12 convs.",
+        why="The shared recipe, as in 1.1; L counts convs per width, "
+            "so L=4 is 12 convs.",
     ),
     Experiment(
         name="exp1_4", title="Experiment 1.4: residual networks", model_type="resnet",
@@ -153,8 +169,8 @@ EXPERIMENTS: dict[str, Experiment] = {e.name: e for e in [
         # No batchnorm: with the plain nets of 1.1 and 1.3 the only difference
         # is the skip connection, which is what this experiment isolates.
         hparams=dict(COMMON_HPARAMS, model_kw=dict(SAME_HEAD, batchnorm=False)),
-        why="The shared recipe and no batchnorm, so that against experiments 1.1 and 1.3 "
-            "the skip connections are the only change.",
+        why="The shared recipe and no batchnorm, so that against experiments 1.1 and "
+            "1.3 the skip connections are the only change.",
     ),
     Experiment(
         name="exp2", title="Experiment 2: YourCodeNet", model_type="ycn",
@@ -162,18 +178,22 @@ EXPERIMENTS: dict[str, Experiment] = {e.name: e for e in [
         # YourCodeNet has BatchNorm everywhere and a global-average-pool head,
         # so it tolerates a larger lr; its head needs no wide hidden layer.
         hparams=dict(COMMON_HPARAMS, lr=4e-3, hidden_dims=[], label_smoothing=0.1),
-        why="The shared recipe with a higher peak lr (BatchNorm in every unit keeps it "
-            "stable), no hidden FC layer (global average pooling gives a compact feature "
-            "vector) and label smoothing 0.1 (softer targets help short training runs).",
+        why="The shared recipe with a higher peak lr (BatchNorm in every unit keeps "
+            "it stable), no hidden FC layer (global average pooling gives a compact "
+            "feature vector) and label smoothing 0.1 (softer targets help short "
+            "training runs).",
     ),
 ]}
 
 
 def load_grid_file(path: str | os.PathLike) -> dict[str, Experiment]:
-    """Experiments from a JSON file ``{name: {model_type, grid, hparams?, title?, why?}}``.
+    """Experiments from a JSON file.
 
-    For small custom sweeps (and the tests); the same form as :data:`EXPERIMENTS`.
-    Every problem is a ``ValueError`` that names the file.
+    The file holds ``{name: {model_type, grid, hparams?, title?, why?}}``: for
+    small custom sweeps (and the tests); the same form as :data:`EXPERIMENTS`.
+
+    Raises:
+        ValueError: for every problem, naming the file.
     """
     path = Path(path)
     try:
@@ -194,7 +214,11 @@ def load_grid_file(path: str | os.PathLike) -> dict[str, Experiment]:
 
 def resolve_grid(grid: dict[str, Experiment] | str | os.PathLike | None
                  ) -> dict[str, Experiment]:
-    """:data:`EXPERIMENTS` for None, a dict as it is, or the experiments of a grid file."""
+    """The experiments to run.
+
+    :data:`EXPERIMENTS` for None, a dict as it is, or the experiments of a grid
+    file.
+    """
     if grid is None:
         return EXPERIMENTS
     if isinstance(grid, dict):

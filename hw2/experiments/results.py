@@ -11,6 +11,7 @@ file is an :class:`ExperimentFileError` that names the file and the field.
 """
 from __future__ import annotations
 
+import contextlib
 import functools
 import hashlib
 import json
@@ -72,8 +73,11 @@ def write_result(path: Path, record: dict) -> None:
 
 
 def shown_path(path) -> str | None:
-    """A path as a result file records it: relative to the repository (or the
-    current folder) when inside it, so no machine's folder names are stored."""
+    """A path as a result file records it.
+
+    Relative to the repository (or the current folder) when inside it, so no
+    machine's folder names are stored.
+    """
     if path is None:
         return None
     resolved = Path(path).expanduser().resolve()
@@ -121,8 +125,11 @@ def load_experiment(path: str | os.PathLike):
     """``(config, FitResult)`` of a result file; ``config`` is a plain dict.
 
     Reads this book's files and the original course's (``{"config",
-    "results"}`` with one loss per batch). A missing, truncated or malformed
-    file raises :class:`ExperimentFileError` naming it.
+    "results"}`` with one loss per batch).
+
+    Raises:
+        ExperimentFileError: a missing, truncated or malformed file, named in
+            the message.
     """
     record, fit_res = _read(path)
     return record["config"], fit_res
@@ -145,21 +152,23 @@ def _read(path: str | os.PathLike):
                                   f"diverged value is written as null)")
 
     try:
-        record = json.loads(path.read_text(encoding="utf-8"), parse_constant=no_constants)
+        record = json.loads(path.read_text(encoding="utf-8"),
+                            parse_constant=no_constants)
     except OSError as e:
-        raise ExperimentFileError(f"cannot read result file {path}: {e.strerror or e}") from None
+        raise ExperimentFileError(f"cannot read result file {path}: "
+                                  f"{e.strerror or e}") from None
     except (json.JSONDecodeError, UnicodeDecodeError) as e:
         raise ExperimentFileError(f"result file {path} is corrupt or incomplete "
                                   f"(not valid JSON: {e})") from None
     if not isinstance(record, dict) or not isinstance(record.get("config"), dict) \
             or not isinstance(record.get("results"), dict):
-        raise ExperimentFileError(f"result file {path} is incomplete: it needs 'config' and "
-                                  f"'results' objects")
+        raise ExperimentFileError(f"result file {path} is incomplete: it needs "
+                                  f"'config' and 'results' objects")
     results = record["results"]
     book_format = record.get("format") is not None
     if book_format and record["format"] != RESULT_FORMAT:
-        raise ExperimentFileError(f"result file {path}: format {record['format']!r} is not "
-                                  f"{RESULT_FORMAT!r}")
+        raise ExperimentFileError(f"result file {path}: format {record['format']!r} "
+                                  f"is not {RESULT_FORMAT!r}")
 
     def bad(field, why):
         raise ExperimentFileError(f"result file {path}: results.{field} {why}")
@@ -191,8 +200,8 @@ def _read(path: str | os.PathLike):
         value = record["config"].get(field)
         if value is not None and (not isinstance(value, list) or not all(
                 isinstance(v, int) and not isinstance(v, bool) for v in value)):
-            raise ExperimentFileError(f"result file {path}: config.{field} must be a list "
-                                      f"of integers, got {value!r}")
+            raise ExperimentFileError(f"result file {path}: config.{field} must be a "
+                                      f"list of integers, got {value!r}")
     return record, FitResult(num_epochs=epochs, **curves)
 
 
@@ -227,27 +236,39 @@ def check_output_location(cfg: RunConfig) -> None:
         for name in files:
             longest = len(name) + _TEMP_EXTRA + 1
             if longest > limit:
-                raise ValueError(f"the file name {name[:40]}... is {len(name)} characters; with "
-                                 f"its temporary suffix it exceeds the {limit} this file "
-                                 f"system allows in {folder}: use a shorter run name "
-                                 f"(-n) or fewer widths (-K)")
+                raise ValueError(f"the file name {name[:40]}... is {len(name)} "
+                                 f"characters; with its temporary suffix it exceeds "
+                                 f"the {limit} this file system allows in {folder}: "
+                                 f"use a shorter run name (-n) or fewer widths (-K)")
 
 
 def _check_folder(folder: Path) -> None:
+    """Check that ``folder`` is, or can be made, a folder this process writes into.
+
+    The check leaves nothing behind: folders it had to create to probe are
+    removed again, so a run that fails later (no data, say) leaves no empty
+    folders. The run creates the folder when it writes its first file.
+    """
     if folder.exists() and not folder.is_dir():
         raise ValueError(f"output folder {folder} is a file, not a folder")
+    missing = [f for f in (folder, *folder.parents) if not f.exists()]
     try:
         folder.mkdir(parents=True, exist_ok=True)
     except OSError as e:
         raise ValueError(f"cannot create the output folder {folder}: "
                          f"{e.strerror or e}") from None
     try:
-        fd, probe = tempfile.mkstemp(dir=folder, prefix=".hw2-write-test.", suffix=".tmp")
+        fd, probe = tempfile.mkstemp(dir=folder, prefix=".hw2-write-test.",
+                                     suffix=".tmp")
         os.close(fd)
         os.unlink(probe)
     except OSError as e:
         raise ValueError(f"cannot write into the output folder {folder}: "
                          f"{e.strerror or e}") from None
+    finally:
+        for created in missing:  # innermost first; one in use by now stays
+            with contextlib.suppress(OSError):
+                created.rmdir()
 
 
 # --------------------------------------------------------------------------
@@ -255,12 +276,13 @@ def _check_folder(folder: Path) -> None:
 # --------------------------------------------------------------------------
 
 def result_state(cfg: RunConfig) -> tuple[str, str]:
-    """``(state, reason)`` of a run's result file: ``'done'``, ``'missing'`` or ``'invalid'``.
+    """``(state, reason)`` of a run's result file.
 
-    Done means a valid result file of *this* run: it loads, and its
-    configuration trains what ``cfg`` trains (:meth:`RunConfig.identity`;
-    the seed is compared only when ``cfg`` fixes one). A corrupt file, or
-    one of another run or other settings, is ``'invalid'`` with the reason.
+    The state is ``'done'``, ``'missing'`` or ``'invalid'``. Done means a valid
+    result file of *this* run: it loads, and its configuration trains what
+    ``cfg`` trains (:meth:`RunConfig.identity`; the seed is compared only when
+    ``cfg`` fixes one). A corrupt file, or one of another run or other
+    settings, is ``'invalid'`` with the reason.
     """
     path = result_path(cfg)
     if not path.exists():
@@ -295,19 +317,22 @@ def experiment_status(name: str, results_dir: str | os.PathLike | None = None, *
     """
     experiments = resolve_grid(grid)
     if name not in experiments:
-        raise ValueError(f"unknown experiment {name!r}; known: {', '.join(experiments)}")
+        raise ValueError(f"unknown experiment {name!r}; "
+                         f"known: {', '.join(experiments)}")
     if results_dir is None:
         folder = _results_dir() / protocol if protocol else _results_dir()
     else:
         folder = Path(results_dir)
     status = []
-    for cfg in experiments[name].runs({"out_dir": os.fspath(folder)}, protocol=protocol):
+    runs = experiments[name].runs({"out_dir": os.fspath(folder)}, protocol=protocol)
+    for cfg in runs:
         done = result_state(cfg)[0] == "done"
         status.append((cfg, result_path(cfg) if done else None))
     return status
 
 
-_results_dir = results_dir  # for experiment_status, whose parameter of that name shadows it
+# for experiment_status, whose parameter of that name shadows it
+_results_dir = results_dir
 
 
 def summary_line(path: Path) -> str:

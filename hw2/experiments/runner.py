@@ -1,4 +1,4 @@
-"""One run: build the model, the data on the device, the trainer; train; write the result.
+"""One run: build the model, data on the device and trainer; train; write the result.
 
 The training path is the one the fast CIFAR-10 scripts use
 (Jordan 2024, airbench): the whole dataset lives on the device as uint8
@@ -27,10 +27,12 @@ from pathlib import Path
 from typing import Any
 
 from hw2._io import temp_glob
-from hw2.experiments.config import IN_SIZE, MODEL_TYPES, NUM_CLASSES, RunConfig, result_path
-from hw2.experiments.device import configure_backends, device_name, resolve_device
-from hw2.experiments.results import (RESULT_FORMAT, check_output_location, code_provenance,
-                                     shown_path, write_result)
+from hw2.experiments.config import (IN_SIZE, MODEL_TYPES, NUM_CLASSES, RunConfig,
+                                    result_path)
+from hw2.experiments.device import (configure_backends, device_name, flush_denormals,
+                                    resolve_device)
+from hw2.experiments.results import (RESULT_FORMAT, check_output_location,
+                                     code_provenance, shown_path, write_result)
 
 __all__ = [
     "build_model",
@@ -66,7 +68,11 @@ def build_model(cfg: RunConfig):
 
 
 def describe_model(model) -> dict[str, Any]:
-    """Class, parameter counts (feature extractor and head apart) and head input shape."""
+    """A model's class, parameter counts and head input shape.
+
+    The parameters are counted in all, and in the feature extractor and the
+    head apart.
+    """
     from hw2.cnn import count_parameters
 
     info = {"class": type(model).__name__, "parameters": count_parameters(model)}
@@ -82,11 +88,13 @@ def build_batches(cfg: RunConfig, data, device, seed: int):
     """``(train, validation or None, test)`` batch iterators, resident on ``device``.
 
     The validation images are held out of the training images, class-balanced
-    (:func:`hw2.data.train_val_indices`); the training subset comes from the rest.
+    (:func:`hw2.data.train_val_indices`); the training subset comes from the
+    rest.
     """
     from hw2.data import GPUBatches, class_balanced_indices, train_val_indices
 
-    train_idx, val_idx = train_val_indices(data.train_y, cfg.train_size, cfg.val_size, seed)
+    train_idx, val_idx = train_val_indices(data.train_y, cfg.train_size,
+                                           cfg.val_size, seed)
     test_idx = class_balanced_indices(data.test_y, cfg.test_size, seed)
     dl_train = GPUBatches(
         data.train_x[train_idx], data.train_y[train_idx], cfg.bs_train, shuffle=True,
@@ -98,16 +106,21 @@ def build_batches(cfg: RunConfig, data, device, seed: int):
     )
 
     def scored(x, y):  # evaluation only: in order, no augmentation
-        return GPUBatches(x, y, cfg.bs_test or cfg.bs_train, shuffle=False, augment=False,
-                          device=device, channels_last=cfg.channels_last)
+        return GPUBatches(x, y, cfg.bs_test or cfg.bs_train, shuffle=False,
+                          augment=False, device=device,
+                          channels_last=cfg.channels_last)
 
-    dl_val = scored(data.train_x[val_idx], data.train_y[val_idx]) if len(val_idx) else None
+    dl_val = None
+    if len(val_idx):
+        dl_val = scored(data.train_x[val_idx], data.train_y[val_idx])
     dl_test = scored(data.test_x[test_idx], data.test_y[test_idx])
     return dl_train, dl_val, dl_test
 
 
 def lr_factor(schedule: str, warmup: float, total_steps: int):
-    """The lr multiplier as a function of the step (for ``LambdaLR``), stepped per batch.
+    """The lr multiplier as a function of the step, for ``LambdaLR``.
+
+    The scheduler is stepped once per batch:
 
     1. Warmup: the first ``warmup·total`` steps ramp linearly up to 1.
     2. Then 'constant' stays at 1; 'linear' decays linearly to 0 at the last
@@ -129,7 +142,10 @@ def lr_factor(schedule: str, warmup: float, total_steps: int):
 
 
 def build_optimizer(cfg: RunConfig, model, steps_per_epoch: int):
-    """``(optimizer, lr_scheduler or None)``; the scheduler is stepped once per batch."""
+    """``(optimizer, lr_scheduler or None)``.
+
+    The scheduler is stepped once per batch.
+    """
     import torch
 
     params = list(model.parameters())
@@ -137,7 +153,8 @@ def build_optimizer(cfg: RunConfig, model, steps_per_epoch: int):
     fused = (bool(params) and all(p.is_cuda for p in params)) or None
     if cfg.optimizer == "sgd":
         opt = torch.optim.SGD(params, lr=cfg.lr, momentum=cfg.momentum,
-                              nesterov=cfg.momentum > 0, weight_decay=cfg.reg, fused=fused)
+                              nesterov=cfg.momentum > 0, weight_decay=cfg.reg,
+                              fused=fused)
     else:
         cls = torch.optim.Adam if cfg.optimizer == "adam" else torch.optim.AdamW
         opt = cls(params, lr=cfg.lr, betas=(cfg.momentum, 0.999), weight_decay=cfg.reg,
@@ -205,8 +222,12 @@ class _TimedBatches:
         self.batches.load_state_dict(state)
 
 
-def _epoch_images(n: int, batch_size: int, drop_last: bool, max_batches: int | None) -> int:
-    """Images one pass over ``n`` images sees: batches of ``batch_size``, at most ``max_batches``."""
+def _epoch_images(n: int, batch_size: int, drop_last: bool,
+                  max_batches: int | None) -> int:
+    """Images one pass over ``n`` images sees.
+
+    In batches of ``batch_size``, at most ``max_batches`` of them.
+    """
     sizes = [batch_size] * (n // batch_size)
     if n % batch_size and not drop_last:
         sizes.append(n % batch_size)
@@ -282,7 +303,8 @@ def run_config(cfg: RunConfig, *, data=None, verbose: bool | None = None,
     provenance = code_provenance()
     model = build_model(cfg)
     model_info = describe_model(model)
-    check_output_location(cfg)  # a bad folder or file name fails before any data or training
+    # a bad folder or file name fails before any data or training
+    check_output_location(cfg)
 
     # 3. data, optimizer and trainer
     if data is None:
@@ -303,10 +325,13 @@ def run_config(cfg: RunConfig, *, data=None, verbose: bool | None = None,
     timed_train, timed_test = _TimedBatches(dl_train), _TimedBatches(dl_test)
     timed_val = _TimedBatches(dl_val) if dl_val is not None else None
     t_setup = time.perf_counter() - t_start
-    fit_res = trainer.fit(timed_train, timed_test, cfg.epochs, checkpoints=cfg.checkpoints,
-                          early_stopping=cfg.early_stopping or None,
-                          max_batches=cfg.batches, verbose=verbose, dl_val=timed_val,
-                          run_identity=cfg.identity(), on_epoch=heartbeat)
+    with flush_denormals(device):
+        fit_res = trainer.fit(timed_train, timed_test, cfg.epochs,
+                              checkpoints=cfg.checkpoints,
+                              early_stopping=cfg.early_stopping or None,
+                              max_batches=cfg.batches, verbose=verbose,
+                              dl_val=timed_val, run_identity=cfg.identity(),
+                              on_epoch=heartbeat)
 
     # Training throughput of the epochs run in this process. Images per
     # epoch: ``batches`` (and drop_last for training) can make these fewer
@@ -325,7 +350,8 @@ def run_config(cfg: RunConfig, *, data=None, verbose: bool | None = None,
     losses = [*fit_res.train_loss, *fit_res.val_loss, *fit_res.test_loss]
     record = {
         "format": RESULT_FORMAT,
-        "config": {**cfg.to_dict(), "seed": seed, "out_dir": shown_path(cfg.resolved_out_dir),
+        "config": {**cfg.to_dict(), "seed": seed,
+                   "out_dir": shown_path(cfg.resolved_out_dir),
                    "checkpoints": shown_path(cfg.checkpoints),
                    "pool_every": cfg.resolved_pool_every,
                    "bs_test": cfg.bs_test or cfg.bs_train, "channels": cfg.channels},
@@ -355,13 +381,16 @@ def run_config(cfg: RunConfig, *, data=None, verbose: bool | None = None,
                  "train_images_per_epoch": images_per_epoch,
                  "test_images_per_epoch": test_images_per_epoch},
         "device": {"type": device.type, "name": device_name(device),
-                   "amp": "bfloat16" if (cfg.amp and device.type == "cuda") else "float32",
-                   "channels_last": cfg.channels_last, "threads": torch.get_num_threads()},
+                   "amp": ("bfloat16" if (cfg.amp and device.type == "cuda")
+                           else "float32"),
+                   "channels_last": cfg.channels_last,
+                   "threads": torch.get_num_threads()},
         "versions": {"hw2": hw2.__version__, "torch": torch.__version__,
                      "python": platform.python_version()},
         "provenance": provenance,
         "host": platform.node(),
-        "timestamp": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "timestamp": (datetime.datetime.now(datetime.timezone.utc)
+                      .isoformat(timespec="seconds")),
     }
     write_result(out, record)
     if ckpt_file and ckpt_file.exists():
@@ -375,7 +404,8 @@ _POSITIONAL = ("out_dir", "seed", "device", "bs_train", "bs_test", "batches", "e
                "layers_per_block", "pool_every", "hidden_dims", "model_type")
 
 
-def run_experiment(run_name: str, *args, verbose: bool | None = None, **overrides) -> Path:
+def run_experiment(run_name: str, *args, verbose: bool | None = None,
+                   **overrides) -> Path:
     """Run one configuration of a Part 3 experiment (the original assignment's API).
 
     Args:
@@ -394,8 +424,8 @@ def run_experiment(run_name: str, *args, verbose: bool | None = None, **override
         file is overwritten; with ``checkpoints`` an interrupted run resumes.
     """
     if len(args) > len(_POSITIONAL):
-        raise TypeError(f"run_experiment takes at most {len(_POSITIONAL) + 1} positional "
-                        f"arguments ({len(args) + 1} given)")
+        raise TypeError(f"run_experiment takes at most {len(_POSITIONAL) + 1} "
+                        f"positional arguments ({len(args) + 1} given)")
     for name, value in zip(_POSITIONAL, args):
         if name in overrides:
             raise TypeError(f"run_experiment got multiple values for argument {name!r}")
@@ -404,7 +434,8 @@ def run_experiment(run_name: str, *args, verbose: bool | None = None, **override
     spec = {k: v for k, v in overrides.items() if k in fields}
     model_kw = {**(spec.pop("model_kw", None) or {}),
                 **{k: v for k, v in overrides.items() if k not in fields}}
-    if spec.get("device", "auto") is None:  # the assignment's default: whatever is there
+    # the assignment's default: whatever is there
+    if spec.get("device", "auto") is None:
         spec["device"] = "auto"
     for key in ("out_dir", "checkpoints"):
         if spec.get(key) is not None:

@@ -36,8 +36,8 @@ __all__ = ["SweepTask", "SlurmOptions", "SlurmExecutor", "slurm_states"]
 
 #: SLURM job states after which a job will not run again by itself.
 FINAL_STATES = frozenset({
-    "COMPLETED", "FAILED", "CANCELLED", "TIMEOUT", "NODE_FAIL", "OUT_OF_MEMORY", "BOOT_FAIL",
-    "DEADLINE", "REVOKED", "SPECIAL_EXIT",
+    "COMPLETED", "FAILED", "CANCELLED", "TIMEOUT", "NODE_FAIL", "OUT_OF_MEMORY",
+    "BOOT_FAIL", "DEADLINE", "REVOKED", "SPECIAL_EXIT",
 })
 #: Not known to SLURM (None: not yet in, or already gone from, sacct/squeue), or
 #: preempted, which is final unless the cluster requeues the job: a job that stays
@@ -46,8 +46,9 @@ UNSETTLED_STATES = frozenset({None, "PREEMPTED"})
 UNSETTLED_GRACE_S = 120
 #: States of a job that is still in the queue or on a node.
 ACTIVE_STATES = frozenset({
-    "PENDING", "RUNNING", "REQUEUED", "REQUEUE_FED", "REQUEUE_HOLD", "CONFIGURING", "COMPLETING",
-    "RESIZING", "SUSPENDED", "STOPPED", "SIGNALING", "STAGE_OUT", "RESV_DEL_HOLD",
+    "PENDING", "RUNNING", "REQUEUED", "REQUEUE_FED", "REQUEUE_HOLD", "CONFIGURING",
+    "COMPLETING", "RESIZING", "SUSPENDED", "STOPPED", "SIGNALING", "STAGE_OUT",
+    "RESV_DEL_HOLD",
 })
 
 
@@ -78,13 +79,14 @@ class SweepTask:
             return str(run.result)
         start = _checkpoint_epoch(run)
         if start:
-            print(f"{run.name}: resuming from checkpoint {run.checkpoint}.pt after epoch {start}",
-                  flush=True)
+            print(f"{run.name}: resuming from checkpoint {run.checkpoint}.pt after "
+                  f"epoch {start}", flush=True)
         else:
             print(f"{run.name}: starting", flush=True)
         run_job(run.spec, log=lambda text: print(text, flush=True))
         if not run.result.exists():
-            raise RuntimeError(f"{run.name}: the run finished but wrote no result file {run.result}")
+            raise RuntimeError(f"{run.name}: the run finished but wrote no result file "
+                               f"{run.result}")
         print(f"{run.name}: wrote {run.result}", flush=True)
         return str(run.result)
 
@@ -102,10 +104,6 @@ class SweepTask:
 def _runs(n: int) -> str:
     return f"{n} run" if n == 1 else f"{n} runs"
 
-
-# ---------------------------------------------------------------------------
-# SLURM
-# ---------------------------------------------------------------------------
 
 @dataclass
 class SlurmOptions:
@@ -141,7 +139,8 @@ class SlurmOptions:
         try:
             text = path.read_text()
         except OSError as e:
-            raise ValueError(f"cannot read the SLURM config file {path}: {e.strerror}") from None
+            raise ValueError(f"cannot read the SLURM config file {path}: "
+                             f"{e.strerror}") from None
         try:
             if path.suffix == ".json":
                 data = json.loads(text)
@@ -149,8 +148,9 @@ class SlurmOptions:
                 import tomllib
                 data = tomllib.loads(text)
         except ValueError as e:
+            kind = "JSON" if path.suffix == ".json" else "TOML"
             raise ValueError(f"the SLURM config file {path} is not valid "
-                             f"{'JSON' if path.suffix == '.json' else 'TOML'}: {e}") from None
+                             f"{kind}: {e}") from None
         if isinstance(data.get("slurm"), dict):
             data = data["slurm"]
         return cls().updated(data, source=str(path))
@@ -159,8 +159,8 @@ class SlurmOptions:
         known = {f.name: f for f in fields(self)}
         unknown = sorted(set(values) - set(known))
         if unknown:
-            raise ValueError(f"unknown SLURM option(s) {', '.join(unknown)} in {source}; "
-                             f"known: {', '.join(known)}")
+            raise ValueError(f"unknown SLURM option(s) {', '.join(unknown)} in "
+                             f"{source}; known: {', '.join(known)}")
         new = replace(self, **{k: v for k, v in values.items() if v is not None})
         new.validate(source)
         return new
@@ -169,8 +169,9 @@ class SlurmOptions:
         def positive(name, value, allow_zero=False):
             if not isinstance(value, (int, float)) or isinstance(value, bool) or \
                     value < 0 or (value == 0 and not allow_zero):
+                sign = "non-negative" if allow_zero else "positive"
                 raise ValueError(f"SLURM option {name} in {source} must be a "
-                                 f"{'non-negative' if allow_zero else 'positive'} number, got {value!r}")
+                                 f"{sign} number, got {value!r}")
         positive("time_min", self.time_min)
         positive("cpus_per_task", self.cpus_per_task)
         positive("gpus_per_node", self.gpus_per_node, allow_zero=True)
@@ -179,16 +180,21 @@ class SlurmOptions:
         positive("poll_s", self.poll_s)
         if self.mem_gb is not None:
             positive("mem_gb", self.mem_gb)
-        if not isinstance(self.setup, list) or not all(isinstance(s, str) for s in self.setup):
-            raise ValueError(f"SLURM option setup in {source} must be a list of shell lines")
+        if (not isinstance(self.setup, list)
+                or not all(isinstance(s, str) for s in self.setup)):
+            raise ValueError(f"SLURM option setup in {source} must be a list of shell "
+                             f"lines")
         if not isinstance(self.additional, dict):
-            raise ValueError(f"SLURM option additional in {source} must be a table of sbatch options")
+            raise ValueError(f"SLURM option additional in {source} must be a table of "
+                             f"sbatch options")
 
     def submitit_parameters(self) -> dict:
         """Keyword arguments for ``submitit.SlurmExecutor.update_parameters``."""
         p: dict[str, Any] = dict(
-            job_name=self.job_name, time=int(self.time_min), cpus_per_task=int(self.cpus_per_task),
-            array_parallelism=int(self.array_parallelism), signal_delay_s=int(self.signal_delay_s),
+            job_name=self.job_name, time=int(self.time_min),
+            cpus_per_task=int(self.cpus_per_task),
+            array_parallelism=int(self.array_parallelism),
+            signal_delay_s=int(self.signal_delay_s),
         )
         if self.gpus_per_node:
             p["gpus_per_node"] = int(self.gpus_per_node)
@@ -204,9 +210,13 @@ class SlurmOptions:
             p["additional_parameters"] = dict(self.additional)
         return p
 
-    def sbatch_script(self, log_dir: str | os.PathLike = "slurm_logs", runs: int = 1) -> str:
-        """The batch script submitit writes for a sweep of ``runs`` runs with these options
-        (what ``sbatch`` receives), to check a configuration without a cluster."""
+    def sbatch_script(self, log_dir: str | os.PathLike = "slurm_logs",
+                      runs: int = 1) -> str:
+        """The batch script submitit writes for a sweep of ``runs`` runs.
+
+        With these options: what ``sbatch`` receives, to check a configuration
+        without a cluster.
+        """
         from submitit.slurm.slurm import _make_sbatch_string
 
         python = self.python or sys.executable
@@ -221,9 +231,10 @@ def _run_slurm_command(cmd: list[str]) -> subprocess.CompletedProcess:
 
 
 def slurm_states(job_ids: Iterable[str]) -> dict[str, str]:
-    """SLURM's state (``PENDING``, ``RUNNING``, ``COMPLETED``, ``CANCELLED`` ...) of each job.
+    """SLURM's state of each job.
 
-    Job ids may be array elements (``1234_5``). Asks ``sacct``; on clusters without
+    ``PENDING``, ``RUNNING``, ``COMPLETED``, ``CANCELLED`` ... Job ids may be
+    array elements (``1234_5``). Asks ``sacct``; on clusters without
     accounting it asks ``squeue``, which forgets finished jobs after SLURM's
     ``MinJobAge``: jobs it does not know are left out of the answer.
     """
@@ -239,8 +250,10 @@ def slurm_states(job_ids: Iterable[str]) -> dict[str, str]:
         info = SlurmInfoWatcher().read_info("JobID|State\n" + r.stdout)
         states = {k: v["State"].split()[0] for k, v in info.items() if v.get("State")}
     else:
-        for b in bases:  # one at a time: squeue fails outright on an id it has forgotten
-            r = _run_slurm_command(["squeue", "-h", "-r", "-t", "all", "-j", b, "-o", "%i|%T"])
+        # one at a time: squeue fails outright on an id it has forgotten
+        for b in bases:
+            r = _run_slurm_command(["squeue", "-h", "-r", "-t", "all", "-j", b,
+                                    "-o", "%i|%T"])
             for line in r.stdout.splitlines() if r.returncode == 0 else []:
                 jid, _, state = line.strip().partition("|")
                 if jid and state:
@@ -282,7 +295,8 @@ class SlurmExecutor:
 
     @staticmethod
     def _save_ledger(path: Path, ledger: dict) -> None:
-        atomic_write(path, lambda f: f.write(json.dumps(ledger, indent=1, sort_keys=True)), text=True)
+        content = json.dumps(ledger, indent=1, sort_keys=True)
+        atomic_write(path, lambda f: f.write(content), text=True)
 
     def execute(self, runs: Sequence[Run]) -> list[Outcome]:
         import submitit
@@ -291,8 +305,8 @@ class SlurmExecutor:
         if not runs:
             return []
         if shutil.which("sbatch") is None or shutil.which("srun") is None:
-            message = ("SLURM's sbatch and srun are not on PATH here: run the sweep on a "
-                       "cluster's login node (or start a test cluster with "
+            message = ("SLURM's sbatch and srun are not on PATH here: run the sweep "
+                       "on a cluster's login node (or start a test cluster with "
                        "tools/slurm/local_cluster.py)")
             print(f"[slurm] {message}", file=self.stream or sys.stderr)
             return [Outcome(run, "failed", message) for run in runs]
@@ -312,8 +326,8 @@ class SlurmExecutor:
             jid = earlier.get(str(run.result))
             if jid is not None and alive.get(jid) in ACTIVE_STATES:
                 jobs[str(run.result)] = jid
-                progress.message(f"[slurm] {run.name}: job {jid} from an earlier submission is "
-                                 f"{alive[jid].lower()}; waiting for it")
+                progress.message(f"[slurm] {run.name}: job {jid} from an earlier "
+                                 f"submission is {alive[jid].lower()}; waiting for it")
             else:
                 to_submit.append(run)
 
@@ -327,36 +341,45 @@ class SlurmExecutor:
                     submitted = [ex.submit(SweepTask(run)) for run in to_submit]
             except Exception as e:  # sbatch refused: no controller, bad partition, ...
                 said = [line for line in str(e).strip().splitlines() if line.strip()]
-                message = f"submission failed: {said[-1].strip() if said else type(e).__name__}"
+                reason = said[-1].strip() if said else type(e).__name__
+                message = f"submission failed: {reason}"
                 progress.message(f"[slurm] {str(e).strip()}")
                 return [Outcome(run, "failed", message) for run in to_submit] + \
                     [Outcome(run, "failed", "not waited for (the submission failed)")
                      for run in runs if str(run.result) in jobs]
             for run, job in zip(to_submit, submitted):
                 jobs[str(run.result)] = job.job_id
-                ledger[str(run.result)] = {"job_id": job.job_id, "run": run.name,
-                                           "submitted": time.strftime("%Y-%m-%dT%H:%M:%S")}
+                ledger[str(run.result)] = {
+                    "job_id": job.job_id, "run": run.name,
+                    "submitted": time.strftime("%Y-%m-%dT%H:%M:%S")}
             self._save_ledger(ledger_path, ledger)
             first = submitted[0].job_id.split("_")[0]
             what = (f"{len(submitted)} runs as job array {first}" if len(submitted) > 1
                     else f"1 run as job {first}")
             progress.message(f"[slurm] submitted {what} "
                              f"(partition {self.options.partition or 'default'}, "
-                             f"{self.options.time_min} min, {self.options.cpus_per_task} CPUs, "
-                             f"{self.options.gpus_per_node} GPUs each); logs in {log_dir}")
+                             f"{self.options.time_min} min, "
+                             f"{self.options.cpus_per_task} CPUs, "
+                             f"{self.options.gpus_per_node} GPUs each); "
+                             f"logs in {log_dir}")
 
         def paths(jid: str) -> JobPaths:
             return JobPaths(log_dir / "%j", job_id=jid, task_id=0)
 
         if not self.wait:
-            progress.message("[slurm] not waiting (--no-wait): run the same command again to "
-                             "wait for these jobs and resubmit what failed")
+            progress.message("[slurm] not waiting (--no-wait): run the same command "
+                             "again to wait for these jobs and resubmit what failed")
             return [Outcome(run, "submitted", job_id=jobs[str(run.result)],
                             log=paths(jobs[str(run.result)]).stderr) for run in runs]
 
         outcomes: dict[str, Outcome] = {}
         unsettled_since: dict[str, float] = {}
         last_state: dict[str, str] = {}
+
+        def unsettled_for(jid: str) -> float:
+            """Seconds since the job was first seen unknown to SLURM or preempted."""
+            return time.monotonic() - unsettled_since.setdefault(jid, time.monotonic())
+
         try:
             while len(outcomes) < len(runs):
                 waiting = [r for r in runs if str(r.result) not in outcomes]
@@ -369,10 +392,11 @@ class SlurmExecutor:
                     outcome = None
                     if p.result_pickle.exists():
                         outcome = self._outcome_from_pickle(run, jid, p)
-                    elif state in FINAL_STATES or (state in UNSETTLED_STATES and time.monotonic() -
-                                                   unsettled_since.setdefault(jid, time.monotonic())
-                                                   > UNSETTLED_GRACE_S):
-                        # Give the result pickle a moment to appear on shared file systems.
+                    elif (state in FINAL_STATES
+                          or (state in UNSETTLED_STATES
+                              and unsettled_for(jid) > UNSETTLED_GRACE_S)):
+                        # Give the result pickle a moment to appear on shared file
+                        # systems.
                         time.sleep(1)
                         if p.result_pickle.exists():
                             outcome = self._outcome_from_pickle(run, jid, p)
@@ -383,9 +407,10 @@ class SlurmExecutor:
                     elif state == "RUNNING":
                         running += 1
                     elif last_state.get(jid) == "RUNNING" and state in ACTIVE_STATES:
-                        progress.message(f"[slurm] {run.name} (job {jid}) was requeued "
-                                         f"({state.lower()}): preempted or out of time; it "
-                                         f"resumes from its last finished epoch")
+                        progress.message(
+                            f"[slurm] {run.name} (job {jid}) was requeued "
+                            f"({state.lower()}): preempted or out of time; it "
+                            f"resumes from its last finished epoch")
                     if state is not None:
                         last_state[jid] = state
                     if state not in UNSETTLED_STATES:
@@ -402,9 +427,10 @@ class SlurmExecutor:
                 if len(outcomes) < len(runs):
                     time.sleep(self.options.poll_s)
         except KeyboardInterrupt:
-            progress.message("\n[slurm] stopped waiting; the jobs keep running on the cluster. "
-                             "Run the same command again to wait for them, or scancel "
-                             f"{' '.join(sorted({j.split('_')[0] for j in jobs.values()}))}.")
+            job_ids = " ".join(sorted({j.split("_")[0] for j in jobs.values()}))
+            progress.message("\n[slurm] stopped waiting; the jobs keep running on the "
+                             "cluster. Run the same command again to wait for them, or "
+                             f"scancel {job_ids}.")
             raise
         finally:
             progress.close()

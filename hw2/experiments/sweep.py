@@ -59,7 +59,8 @@ def sweep_jobs(names, overrides: dict | None = None, *,
     """
     experiments = resolve_grid(grid)
     get_protocol(protocol)  # an unknown name fails here
-    if overrides:  # bad override names or values fail here, once, before any run is planned
+    # bad override names or values fail here, once, before any run is planned
+    if overrides:
         RunConfig.from_dict({"run_name": "override-check", **overrides})
     if isinstance(names, str):
         names = [names]
@@ -164,7 +165,10 @@ class Run:
 
 @dataclass
 class Outcome:
-    """What became of one run: ``state`` is 'done', 'failed' or 'submitted' (not waited for)."""
+    """What became of one run.
+
+    ``state`` is 'done', 'failed' or 'submitted' (not waited for).
+    """
 
     run: Run
     state: str
@@ -201,7 +205,10 @@ def plan_run(spec: dict | RunConfig) -> Run:
 
 
 def error_summary(message: str) -> str:
-    """The line of a traceback (or message) that names the error: ``DataError: no data``."""
+    """The line of a traceback (or message) that names the error.
+
+    For example ``DataError: no data``.
+    """
     lines = [line for line in (message or "").strip().splitlines() if line.strip()]
     frames = [i for i, line in enumerate(lines) if line.startswith("  File ")]
     for line in lines[frames[-1] + 1 if frames else 0:]:
@@ -216,7 +223,7 @@ def _runs(n: int) -> str:
 
 def run_sweep(jobs: Iterable[dict | RunConfig], executor: Executor, *,
               stream: TextIO | None = None) -> int:
-    """Run a sweep's job specs with an executor; return the exit code (0: all results exist).
+    """Run a sweep's job specs with an executor.
 
     1. Plan every run; two runs writing one result file are an error.
     2. Skip the runs whose valid result file exists; a corrupt or foreign
@@ -225,6 +232,9 @@ def run_sweep(jobs: Iterable[dict | RunConfig], executor: Executor, *,
        result's write and its checkpoint's removal).
     4. Hand the rest to ``executor.execute`` and print one line per failure
        (its error and its log) and a summary.
+
+    Returns:
+        The exit code: 0 when all results exist.
     """
     stream = stream if stream is not None else sys.stderr
     if getattr(executor, "stream", None) is None:
@@ -245,24 +255,26 @@ def run_sweep(jobs: Iterable[dict | RunConfig], executor: Executor, *,
         if state != "done":
             todo.append(run)
         elif remove_orphan_checkpoint(cfg):
-            print(f"[{executor.name}] {run.name}: removed the checkpoint its finished run "
-                  f"left behind", file=stream)
-    print(f"[{executor.name}] sweep of {_runs(len(runs))}: {len(runs) - len(todo)} already "
-          f"have result files (skipped), {len(todo)} to run", file=stream, flush=True)
+            print(f"[{executor.name}] {run.name}: removed the checkpoint its finished "
+                  f"run left behind", file=stream)
+    print(f"[{executor.name}] sweep of {_runs(len(runs))}: "
+          f"{len(runs) - len(todo)} already have result files (skipped), "
+          f"{len(todo)} to run", file=stream, flush=True)
     outcomes = executor.execute(todo)
     failed = [o for o in outcomes if o.state == "failed"]
     submitted = [o for o in outcomes if o.state == "submitted"]
     done = len(outcomes) - len(failed) - len(submitted)
     if failed:
-        print(f"[{executor.name}] {len(failed)} of {_runs(len(runs))} failed:", file=stream)
+        print(f"[{executor.name}] {len(failed)} of {_runs(len(runs))} failed:",
+              file=stream)
         for o in failed:
             print(f"  {o.run.name}: {error_summary(o.message)}", file=stream)
             if o.log:
                 print(f"      log: {o.log}", file=stream)
         print(f"[{executor.name}] run the same command again to resume the failed runs "
               f"from their last finished epoch", file=stream)
-    summary = (f"[{executor.name}] {done + len(runs) - len(todo)} of {_runs(len(runs))} "
-               f"have results")
+    summary = (f"[{executor.name}] {done + len(runs) - len(todo)} of "
+               f"{_runs(len(runs))} have results")
     if submitted:
         summary += f", {len(submitted)} submitted"
     print(summary, file=stream, flush=True)
