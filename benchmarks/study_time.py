@@ -26,11 +26,11 @@ import platform
 import statistics
 import sys
 import time
-from pathlib import Path
 
 import torch
 
 from hw2 import experiments as ex
+from hw2._io import atomic_write
 from hw2.data import load_cifar10
 
 
@@ -97,7 +97,8 @@ def main(argv=None) -> int:
                   "timestamp": datetime.datetime.now(datetime.timezone.utc).isoformat(
                       timespec="seconds"),
                   "epoch_s": epochs_s, "projected_run_s": projected, "projected_total_s": total}
-        Path(args.json).write_text(json.dumps(record, indent=1) + "\n")
+        text = json.dumps(record, indent=1) + "\n"
+        atomic_write(args.json, lambda f: f.write(text), text=True)  # never half-written
     return 0
 
 
