@@ -34,8 +34,10 @@ test: $(STAMP) system-deps
 system-deps:
 	bash tools/system_deps.sh
 
+# Two processes: the SLURM tests (one real cluster, mostly waiting on it) keep to one
+# of them (their xdist_group), the rest share both.
 unit:
-	$(PY) -m pytest tests
+	$(PY) -m pytest tests -n 2 --dist loadgroup
 
 JOBS ?= 1
 chapters:
@@ -48,7 +50,7 @@ build-book:
 
 # Every page of the built site in headless Chromium (Debian's `chromium`).
 site:
-	$(PY) -m pytest tests/site/test_site.py -p no:cacheprovider
+	$(PY) -m pytest tests/site/test_site.py -p no:cacheprovider -n 2
 
 # JupyterLab with the chapters opening as notebooks (jupytext) and their MyST rendered
 # (jupyterlab-myst). As root (containers, Colab-like machines) it passes --allow-root.

@@ -34,11 +34,13 @@ EXERCISES_PENDING: set[str] = set()
 
 
 def _chapter_params(pending=HEADER_PENDING, reason="run tools/notebook_header.py on it"):
+    params = []
     for chapter in CHAPTERS:
         rel = chapter.relative_to(ROOT).as_posix()
         marks = [pytest.mark.xfail(strict=True, reason=f"{rel}: {reason}")
                  ] if rel in pending else []
-        yield pytest.param(chapter, id=rel, marks=marks)
+        params.append(pytest.param(chapter, id=rel, marks=marks))
+    return params
 
 
 # --- show_source ---------------------------------------------------------------------

@@ -169,13 +169,24 @@ def bad_outputs(tmp_path: Path):
     ]
 
 
-def test_output_problems_stop_run_exp_before_any_training(tmp_path):
+def test_output_problems_stop_run_exp_before_any_training(tmp_path, monkeypatch, capsys):
     # No data at all: a run that got as far as loading data would fail differently.
     env = {"HW2_CIFAR10": str(tmp_path / "no-such-data"), "HW2_CACHE_DIR": str(tmp_path / "c")}
-    for args, words in bad_outputs(tmp_path):
+    (first, first_words), *rest = bad_outputs(tmp_path)
+    # One in a real process (exit code, one line on stderr) ...
+    one_line_error(cli("run-exp", "-n", "x", "-K", "8", "-L", "1", *first, env=env),
+                   first_words)
+    # ... and the rest through the same entry point in this process (no torch import
+    # per case): the same code, exit code and stderr.
+    from hw2.experiments import cli as cli_module
+
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    for args, words in rest:
         k = [] if "-K" in args else ["-K", "8"]
-        r = cli("run-exp", "-n", "x", *k, "-L", "1", *args, env=env)
-        one_line_error(r, words)
+        code = cli_module.main(["run-exp", "-n", "x", *k, "-L", "1", *map(str, args)])
+        err = capsys.readouterr().err
+        one_line_error(subprocess.CompletedProcess([], code, "", err), words)
 
 
 def test_output_problems_stop_a_sweep_before_any_training(tmp_path):

@@ -29,6 +29,9 @@ from hw2.experiments import cli, executors, slurm, sweep
 ROOT = Path(__file__).resolve().parents[1]
 CLI = [sys.executable, "-m", "hw2.experiments"]
 
+# Under pytest-xdist every test of this file runs in one worker (--dist loadgroup),
+# so only that worker starts the session's one-node cluster.
+pytestmark = pytest.mark.xdist_group("slurm")
 TINY_CIFAR_PER_CLASS = (8, 4)  # images per class of the tiny_cifar fixture (conftest.py)
 
 # Small CPU runs: a 1-conv net on 80 training images, batches of 8.

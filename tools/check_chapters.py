@@ -14,7 +14,7 @@ every cell's outputs and writes each chapter that passed, executed, to
 ``_build/executed/<chapter>.ipynb`` (``HW2_EXECUTED_DIR``). ``make test`` then
 builds the book from those (``HW2_REUSE_EXECUTED=1``, see
 ``book/_ext/hw2_site.py``), so no chapter runs twice. With ``--jobs 2`` the
-chapters run in two pytest processes at once.
+chapters run in two processes at once (pytest-xdist, a whole chapter at a time).
 
 Usage::
 
@@ -102,13 +102,12 @@ def main(argv: list[str]) -> int:
         "-o", "norecursedirs=.*", "-o", "testpaths=", "--rootdir", str(OUT),
     ]
     print("check_chapters:", len(notebooks), "chapters", f"in {jobs} processes" if jobs > 1 else "")
-    # Dealt round-robin; each process gets one core's worth of threads.
-    groups = [notebooks[i::jobs] for i in range(jobs)]
     if jobs > 1:
+        # pytest-xdist hands each process the next whole chapter as it finishes one
+        # (a chapter's cells share one kernel); each gets one core's worth of threads.
         env.setdefault("OMP_NUM_THREADS", "1")
-    procs = [subprocess.Popen(cmd + group, cwd=ROOT, env=env) for group in groups if group]
-    codes = [proc.wait() for proc in procs]
-    return next((code for code in codes if code), 0)
+        cmd += ["-n", str(min(jobs, len(notebooks))), "--dist", "loadfile"]
+    return subprocess.call(cmd + notebooks, cwd=ROOT, env=env)
 
 
 if __name__ == "__main__":
