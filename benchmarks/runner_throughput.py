@@ -108,26 +108,19 @@ def runner_and_plain(cfg, data, device, batches: int, repeats: int):
     ready = plain_batches(cfg, data, device, batches, cfg.bs_train)
     runner, plain = [], []
     with ex.flush_denormals(device):  # as the runner trains
-        _alternate(trainer, dl_train, model, optimizer, loss_fn, ready, device, batches,
-                   cfg.bs_train, repeats, runner, plain)
+        for i in range(repeats + 1):  # the first round warms up (allocators, autotuning)
+            _sync(device)
+            t0 = time.perf_counter()
+            trainer.train_epoch(dl_train, max_batches=batches, verbose=False)
+            _sync(device)
+            t1 = time.perf_counter()
+            plain_loop(model, optimizer, loss_fn, ready)
+            _sync(device)
+            t2 = time.perf_counter()
+            if i:
+                runner.append(batches * cfg.bs_train / (t1 - t0))
+                plain.append(batches * cfg.bs_train / (t2 - t1))
     return runner, plain
-
-
-def _alternate(trainer, dl_train, model, optimizer, loss_fn, ready, device, batches,
-               batch_size, repeats, runner, plain):
-    """Time `repeats` (+1 warm-up) runner segments, each followed by a plain one."""
-    for i in range(repeats + 1):  # the first round warms up (allocators, autotuning)
-        _sync(device)
-        t0 = time.perf_counter()
-        trainer.train_epoch(dl_train, max_batches=batches, verbose=False)
-        _sync(device)
-        t1 = time.perf_counter()
-        plain_loop(model, optimizer, loss_fn, ready)
-        _sync(device)
-        t2 = time.perf_counter()
-        if i:
-            runner.append(batches * batch_size / (t1 - t0))
-            plain.append(batches * batch_size / (t2 - t1))
 
 
 def course_rates(cfg, data, device, batches: int, repeats: int, batch_size: int, workers: int) -> list[float]:

@@ -44,26 +44,25 @@ def fail(name: str, what: str, value: Any, owner: str | None = None,
     raise error(f"{prefix}{name} must be {what}, got {value!r}")
 
 
+def _int_at_least(name, value, minimum, what, allow_none, owner):
+    """``value`` as an int if it is an integer ≥ ``minimum`` (or None when allowed)."""
+    if value is None and allow_none:
+        return None
+    if not is_int(value) or value < minimum:
+        fail(name, what + (" or None" if allow_none else ""), value, owner)
+    return int(value)
+
+
 def positive_int(name: str, value: Any, *, allow_none: bool = False,
                  owner: str | None = None) -> int | None:
     """``value`` as an int if it is an integer ≥ 1 (or None when allowed)."""
-    if value is None and allow_none:
-        return None
-    if not is_int(value) or value < 1:
-        fail(name, "a positive integer" + (" or None" if allow_none else ""), value,
-             owner)
-    return int(value)
+    return _int_at_least(name, value, 1, "a positive integer", allow_none, owner)
 
 
 def non_negative_int(name: str, value: Any, *, allow_none: bool = False,
                      owner: str | None = None) -> int | None:
     """``value`` as an int if it is an integer ≥ 0 (or None when allowed)."""
-    if value is None and allow_none:
-        return None
-    if not is_int(value) or value < 0:
-        fail(name, "a non-negative integer" + (" or None" if allow_none else ""), value,
-             owner)
-    return int(value)
+    return _int_at_least(name, value, 0, "a non-negative integer", allow_none, owner)
 
 
 def positive_real(name: str, value: Any, *, owner: str | None = None) -> float:

@@ -17,10 +17,11 @@ the offending layer named, rather than failing somewhere inside training.
 """
 from __future__ import annotations
 
-import numbers
 from collections.abc import Sequence
 
 from torch import Tensor, nn
+
+from hw2 import _checks
 
 __all__ = [
     "ACTIVATIONS",
@@ -76,11 +77,7 @@ def _check_pooling_type(pooling_type: str) -> None:
 
 
 def _is_positive_int(value) -> bool:
-    return (
-        isinstance(value, numbers.Integral)
-        and not isinstance(value, bool)
-        and value > 0
-    )
+    return _checks.is_int(value) and value > 0
 
 
 def _check_in_size(in_size) -> tuple[int, int, int]:
