@@ -185,6 +185,10 @@ def build_parser() -> argparse.ArgumentParser:
                                         "the book's grid")
     sw.add_argument("--set", type=_key_value, nargs="+", metavar="KEY=VALUE",
                     default=[], help="override any RunConfig field, JSON values")
+    sw.add_argument("--seeds", type=int, nargs="+", metavar="N", default=None,
+                    help="train every run once per seed, each seed in its folder "
+                         "seed<N>/ (default: the protocol's seeds, 42 43 44; without a "
+                         "protocol the run's seed)")
     sw.add_argument("--dry-run", action="store_true",
                     help="list the runs and whether they are done")
     sw.add_argument("--gpus", type=int, default=None,
@@ -267,7 +271,7 @@ def _cmd_sweep(args) -> int:
     overrides.update(dict(args.set))
     protocol = overrides.pop("protocol", None) or (None if args.grid_file else "gpu")
     jobs = sweep_jobs(args.experiments, overrides, grid=args.grid_file,
-                      protocol=protocol)
+                      protocol=protocol, seeds=args.seeds)
     # impossible configurations and output folders fail before training
     for spec in jobs:
         build_model(RunConfig.from_dict(spec))

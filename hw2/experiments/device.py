@@ -7,7 +7,8 @@ from __future__ import annotations
 import contextlib
 import platform
 
-__all__ = ["resolve_device", "device_name", "configure_backends", "flush_denormals"]
+__all__ = ["resolve_device", "device_name", "native_bf16", "configure_backends",
+           "flush_denormals"]
 
 
 def resolve_device(name: str):
@@ -43,6 +44,30 @@ def device_name(device) -> str:
     except OSError:
         pass
     return platform.processor() or platform.machine() or "CPU"
+
+
+#: CPU flags of native bfloat16 arithmetic: AVX-512 BF16 (AMD Zen 4 and later,
+#: Intel Cooper Lake and later) and AMX (Intel Sapphire Rapids and later).
+BF16_CPU_FLAGS = ("avx512_bf16", "amx_bf16")
+
+
+def native_bf16(device) -> bool | None:
+    """Whether ``device`` computes bfloat16 natively.
+
+    True on CUDA; on a CPU, whether ``/proc/cpuinfo`` lists one of
+    :data:`BF16_CPU_FLAGS`; None where that cannot be read (not Linux).
+    """
+    if device.type == "cuda":
+        return True
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("flags"):
+                    flags = set(line.split(":", 1)[1].split())
+                    return any(flag in flags for flag in BF16_CPU_FLAGS)
+    except OSError:
+        pass
+    return None
 
 
 def configure_backends(device) -> None:

@@ -16,10 +16,18 @@ from pathlib import Path
 from hw2.experiments.config import PROTOCOLS, Protocol, RunConfig, auto_pool_every
 
 __all__ = [
+    "COMMON_RECIPE",
+    "EXP2_RECIPE",
     "COMMON_HPARAMS",
     "SAME_HEAD",
     "Experiment",
     "EXPERIMENTS",
+    "STUDY",
+    "CONTROLS",
+    "Check",
+    "CHECKS",
+    "run_owners",
+    "owned",
     "load_grid_file",
     "resolve_grid",
     "get_protocol",
@@ -112,10 +120,10 @@ class Experiment:
         return experiment
 
 
-# Shared by every experiment of Part 3, so that runs differ in architecture,
-# not in recipe. How much data and how many epochs is the protocol's business
-# (PROTOCOLS); this is the recipe.
-COMMON_HPARAMS = dict(
+# The training recipe: how every network of experiment 1 is trained, so that its
+# runs differ in architecture only. How much data and how many epochs is the
+# protocol's business (PROTOCOLS); this is the recipe.
+COMMON_RECIPE = dict(
     optimizer="adam",      # Adam needs no per-depth lr tuning;
                            # no BN helps SGD in plain nets
     lr=2e-3,               # peak lr at batch 512;
@@ -128,8 +136,14 @@ COMMON_HPARAMS = dict(
                            # deep nets start stable
     augment=True,          # flip + 4-px crop: without it every net overfits after a few
                            # epochs and the depth/width effects drown in the overfitting
-    hidden_dims=[512],     # one hidden FC layer for every net
+    label_smoothing=0.0,   # hard targets
 )
+# Experiment 2's recipe: the common one with twice the peak lr (BatchNorm in every
+# unit keeps it stable) and label smoothing 0.1 (softer targets help short runs).
+# YourCodeNet also computes GELU where experiment 1's nets compute ReLU.
+EXP2_RECIPE = dict(COMMON_RECIPE, lr=4e-3, label_smoothing=0.1)
+# Experiment 1's head: one hidden FC layer of 512 for every net.
+COMMON_HPARAMS = dict(COMMON_RECIPE, hidden_dims=[512])
 # Plain and residual nets: the last feature map is average-pooled to 2x2
 # before the head, so within an experiment and K every depth feeds the same
 # (K, 2, 2) features into the same head (2x2 is where the deepest nets end).
@@ -141,7 +155,7 @@ EXPERIMENTS: dict[str, Experiment] = {e.name: e for e in [
         model_type="cnn",
         grid=(((32,), (2, 4, 8, 16)), ((64,), (2, 4, 8, 16))),
         hparams=dict(COMMON_HPARAMS, model_kw=SAME_HEAD),
-        why="The shared recipe: Adam with a warmup-then-linear-decay schedule and "
+        why="The common recipe: Adam with a warmup-then-linear-decay schedule and "
             "flip/crop augmentation, the same for every depth, and the last map "
             "average-pooled to 2x2, so every depth of one K has the same head and "
             "only L changes between runs.",
@@ -152,15 +166,16 @@ EXPERIMENTS: dict[str, Experiment] = {e.name: e for e in [
         grid=(((32,), (2, 4, 8)), ((64,), (2, 4, 8)), ((128,), (2, 4, 8)),
               ((256,), (2, 4, 8))),
         hparams=dict(COMMON_HPARAMS, model_kw=SAME_HEAD),
-        why="The shared recipe, as in 1.1, so widths are compared at an equal training "
-            "budget.",
+        why="The common recipe, as in 1.1, so widths are compared at an equal training "
+            "budget. Its K=32 and K=64 runs are the networks of 1.1: trained once per "
+            "seed, shown in both.",
     ),
     Experiment(
         name="exp1_3", title="Experiment 1.3: growing widths K=[64, 128, 256]",
         model_type="cnn",
         grid=(((64, 128, 256), (1, 2, 3, 4)),),
         hparams=dict(COMMON_HPARAMS, model_kw=SAME_HEAD),
-        why="The shared recipe, as in 1.1; L counts convs per width, "
+        why="The common recipe, as in 1.1; L counts convs per width, "
             "so L=4 is 12 convs.",
     ),
     Experiment(
@@ -169,7 +184,7 @@ EXPERIMENTS: dict[str, Experiment] = {e.name: e for e in [
         # No batchnorm: with the plain nets of 1.1 and 1.3 the only difference
         # is the skip connection, which is what this experiment isolates.
         hparams=dict(COMMON_HPARAMS, model_kw=dict(SAME_HEAD, batchnorm=False)),
-        why="The shared recipe and no batchnorm, so that against experiments 1.1 and "
+        why="The common recipe and no batchnorm, so that against experiments 1.1 and "
             "1.3 the skip connections are the only change.",
     ),
     Experiment(
@@ -177,11 +192,112 @@ EXPERIMENTS: dict[str, Experiment] = {e.name: e for e in [
         grid=(((32, 64, 128), (3, 6, 9, 12)),),
         # YourCodeNet has BatchNorm everywhere and a global-average-pool head,
         # so it tolerates a larger lr; its head needs no wide hidden layer.
-        hparams=dict(COMMON_HPARAMS, lr=4e-3, hidden_dims=[], label_smoothing=0.1),
-        why="The shared recipe with a higher peak lr (BatchNorm in every unit keeps "
-            "it stable), no hidden FC layer (global average pooling gives a compact "
-            "feature vector) and label smoothing 0.1 (softer targets help short "
-            "training runs).",
+        hparams=dict(EXP2_RECIPE, hidden_dims=[]),
+        why="Experiment 2's recipe: the common one with twice the peak lr (BatchNorm "
+            "in every unit keeps it stable) and label smoothing 0.1 (softer targets "
+            "help short training runs); YourCodeNet computes GELU, and its "
+            "global-average-pool head has no hidden FC layer.",
+    ),
+    # The two controls: experiment 2 changes architecture and recipe together.
+    # Each control crosses one with the other, so that with experiment 2's L=9 run
+    # and experiment 1.2's L=4, K=256 run (the best of each in the single-seed
+    # study, by validation accuracy) they make a 2x2 design: architecture x recipe.
+    Experiment(
+        name="exp2_common", title="Control: YourCodeNet under the common recipe",
+        model_type="ycn",
+        grid=(((32, 64, 128), (9,)),),
+        hparams=dict(COMMON_RECIPE, hidden_dims=[],
+                     model_kw=dict(activation_type="relu")),
+        why="Experiment 2's L=9 network trained as experiment 1's nets are: the common "
+            "lr, no label smoothing, ReLU. Against exp2_L9 it measures the recipe; "
+            "against exp1_2_L4_K256 the architecture.",
+    ),
+    Experiment(
+        name="exp1_recipe2",
+        title="Control: experiment 1's best network under experiment 2's recipe",
+        model_type="cnn",
+        grid=(((256,), (4,)),),
+        hparams=dict(EXP2_RECIPE, hidden_dims=[512],
+                     model_kw=dict(SAME_HEAD, activation_type="gelu")),
+        why="Experiment 1.2's L=4, K=256 network trained as experiment 2's are: twice "
+            "the lr, label smoothing 0.1, GELU. Against exp1_2_L4_K256 it measures the "
+            "recipe; against exp2_L9 the architecture.",
+    ),
+]}
+
+#: The experiments of Part 3's questions, in the grid's order (SPEC §3.7).
+STUDY = ("exp1_1", "exp1_2", "exp1_3", "exp1_4", "exp2")
+#: The controls that separate experiment 2's architecture from its recipe.
+CONTROLS = ("exp2_common", "exp1_recipe2")
+
+
+def _network_key(cfg: RunConfig) -> str:
+    """What a run trains, whatever its experiment and seed: identity less name, seed."""
+    spec = cfg.identity()
+    spec.pop("run_name"), spec.pop("seed")
+    return json.dumps(spec, sort_keys=True)
+
+
+def run_owners(experiments: dict[str, Experiment], protocol: str | None,
+               overrides: dict | None = None) -> dict[str, str]:
+    """``{network key: experiment}``: which experiment's file holds each network.
+
+    A network that several experiments list (1.1 and 1.2 share K = 32, 64 at
+    L = 2, 4, 8) belongs to the first of them in the grid's order: it is trained
+    once per seed, under that experiment's name, and shown in every experiment
+    that lists it.
+    """
+    owners: dict[str, str] = {}
+    for name, experiment in experiments.items():
+        for cfg in experiment.runs(overrides, protocol=protocol):
+            owners.setdefault(_network_key(cfg), name)
+    return owners
+
+
+def owned(cfg: RunConfig, owners: dict[str, str]) -> RunConfig:
+    """``cfg`` under the name of the experiment whose file holds it (see run_owners)."""
+    owner = owners.get(_network_key(cfg), cfg.run_name)
+    return cfg if owner == cfg.run_name else cfg.replace(run_name=owner)
+
+
+@dataclass(frozen=True, eq=False)
+class Check:
+    """A sensitivity check: some runs of the study trained again with one change.
+
+    Not a protocol: the runs are the study's, under its protocol, with
+    ``overrides`` on top, in ``results/<protocol>/checks/<name>/seed<seed>/``.
+
+    Attributes:
+        name: the check's name (also its folder).
+        title: a line for the chapter.
+        runs: file stems of study runs (``exp1_1_L8_K32``).
+        overrides: the :class:`RunConfig` fields the check changes.
+        seeds: the seeds it trains.
+        why: what it tests.
+    """
+    name: str
+    title: str
+    runs: tuple[str, ...]
+    overrides: dict
+    seeds: tuple[int, ...]
+    why: str = ""
+
+
+CHECKS: dict[str, Check] = {c.name: c for c in [
+    Check(
+        name="epochs15", title="Budget check: three times the epochs",
+        runs=("exp1_1_L2_K32", "exp1_1_L4_K32", "exp1_1_L8_K32", "exp1_1_L16_K32",
+              "exp1_4_L8_K32", "exp1_4_L16_K32", "exp1_4_L32_K32"),
+        overrides=dict(epochs=15), seeds=(42,),
+        why="Experiments 1.1 and 1.4 at K=32 with 15 epochs instead of 5, one seed: "
+            "which conclusions about depth and skips hold at a longer budget.",
+    ),
+    Check(
+        name="float32", title="Numerics check: float32 instead of bfloat16",
+        runs=("exp1_1_L2_K32", "exp1_1_L4_K64", "exp1_4_L8_K32", "exp2_L3_K32-64-128"),
+        overrides=dict(cpu_bf16=False), seeds=(42, 43, 44),
+        why="Four cheap networks of the study in float32, three seeds each: does "
+            "bfloat16 autocast change the accuracy beyond seed noise?",
     ),
 ]}
 

@@ -23,8 +23,8 @@ from pathlib import Path
 from typing import Any
 
 from hw2._io import atomic_write, repo_root
-from hw2.experiments.config import RunConfig, result_path, results_dir
-from hw2.experiments.grid import Experiment, resolve_grid
+from hw2.experiments.config import RunConfig, result_path, results_dir, study_folder
+from hw2.experiments.grid import Experiment, get_protocol, owned, resolve_grid, run_owners
 
 __all__ = [
     "RESULT_FORMAT",
@@ -308,26 +308,37 @@ def result_state(cfg: RunConfig) -> tuple[str, str]:
 
 def experiment_status(name: str, results_dir: str | os.PathLike | None = None, *,
                       grid: dict[str, Experiment] | str | os.PathLike | None = None,
-                      protocol: str | None = "gpu"):
+                      protocol: str | None = "gpu", seed: int | None = None):
     """``[(RunConfig, result path or None), ...]`` for every run of an experiment.
 
     ``None`` marks a run without a valid result file in ``results_dir``
-    (default ``results_dir()/<protocol>``). The chapters use it to say what
-    is missing.
+    (default: the study's folder of ``protocol`` and ``seed``,
+    ``results_dir()/<protocol>/seed<seed>``, :func:`study_folder`). A network
+    that an earlier experiment of the grid also lists is looked up under that
+    experiment's name (:func:`~hw2.experiments.grid.run_owners`): its config
+    here carries this experiment's name, its path the file both share. The
+    chapters use it to say what is missing.
     """
     experiments = resolve_grid(grid)
     if name not in experiments:
         raise ValueError(f"unknown experiment {name!r}; "
                          f"known: {', '.join(experiments)}")
+    if seed is None:
+        seed = RunConfig.seed if protocol is None else \
+            get_protocol(protocol).seeds[0]
     if results_dir is None:
-        folder = _results_dir() / protocol if protocol else _results_dir()
+        folder = (study_folder(protocol, seed) if protocol
+                  else _results_dir() / f"seed{seed}")
     else:
         folder = Path(results_dir)
+    overrides = {"seed": seed}
+    owners = run_owners(experiments, protocol, overrides)
     status = []
-    runs = experiments[name].runs({"out_dir": os.fspath(folder)}, protocol=protocol)
-    for cfg in runs:
-        done = result_state(cfg)[0] == "done"
-        status.append((cfg, result_path(cfg) if done else None))
+    for cfg in experiments[name].runs({**overrides, "out_dir": os.fspath(folder)},
+                                      protocol=protocol):
+        stored = owned(cfg, owners)
+        done = result_state(stored)[0] == "done"
+        status.append((cfg, result_path(stored) if done else None))
     return status
 
 

@@ -30,7 +30,7 @@ from hw2._io import temp_glob
 from hw2.experiments.config import (IN_SIZE, MODEL_TYPES, NUM_CLASSES, RunConfig,
                                     result_path)
 from hw2.experiments.device import (configure_backends, device_name, flush_denormals,
-                                    resolve_device)
+                                    native_bf16, resolve_device)
 from hw2.experiments.results import (RESULT_FORMAT, check_output_location,
                                      code_provenance, shown_path, write_result)
 
@@ -41,6 +41,7 @@ __all__ = [
     "lr_factor",
     "build_optimizer",
     "build_trainer",
+    "uses_bf16",
     "checkpoint_prefix",
     "run_config",
     "run_experiment",
@@ -167,7 +168,7 @@ def build_optimizer(cfg: RunConfig, model, steps_per_epoch: int):
 
 
 def build_trainer(cfg: RunConfig, model, device, steps_per_epoch: int):
-    """A TorchTrainer for the run: bf16 autocast on CUDA only; channels-last everywhere.
+    """A TorchTrainer for the run: bf16 autocast (:func:`uses_bf16`); channels-last.
 
     Channels-last (NHWC) memory is what both cuDNN's tensor-core kernels and
     oneDNN's CPU convolutions are fastest with: on a 2-core CPU these nets
@@ -185,10 +186,20 @@ def build_trainer(cfg: RunConfig, model, device, steps_per_epoch: int):
         model.compile()  # in place: state_dict keys (and so checkpoints) stay unchanged
     optimizer, scheduler = build_optimizer(cfg, model, steps_per_epoch)
     loss_fn = nn.CrossEntropyLoss(label_smoothing=cfg.label_smoothing)
-    on_cuda = device.type == "cuda"
     return TorchTrainer(model, loss_fn, optimizer, device, lr_scheduler=scheduler,
-                        amp_dtype=torch.bfloat16 if (cfg.amp and on_cuda) else None,
+                        amp_dtype=torch.bfloat16 if uses_bf16(cfg, device) else None,
                         channels_last=cfg.channels_last)
+
+
+def uses_bf16(cfg: RunConfig, device) -> bool:
+    """Whether a run computes in bfloat16 autocast on ``device``.
+
+    On CUDA when ``cfg.amp``; on a CPU when ``cfg.cpu_bf16``, whether or not
+    the CPU has native bf16 units (without them it is correct, only slower):
+    a study keeps one numeric setting on every machine that trains it.
+    """
+    return bool(cfg.amp if device.type == "cuda"
+                else cfg.cpu_bf16 and device.type == "cpu")
 
 
 # --------------------------------------------------------------------------
@@ -381,8 +392,8 @@ def run_config(cfg: RunConfig, *, data=None, verbose: bool | None = None,
                  "train_images_per_epoch": images_per_epoch,
                  "test_images_per_epoch": test_images_per_epoch},
         "device": {"type": device.type, "name": device_name(device),
-                   "amp": ("bfloat16" if (cfg.amp and device.type == "cuda")
-                           else "float32"),
+                   "amp": "bfloat16" if uses_bf16(cfg, device) else "float32",
+                   "native_bf16": native_bf16(device),
                    "channels_last": cfg.channels_last,
                    "threads": torch.get_num_threads()},
         "versions": {"hw2": hw2.__version__, "torch": torch.__version__,

@@ -11,16 +11,19 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable, Protocol as TypingProtocol, TextIO
 
+from hw2 import _checks
 from hw2._io import temp_glob
 from hw2.experiments.claims import Claim, try_claim
-from hw2.experiments.config import RunConfig, result_path
-from hw2.experiments.grid import Experiment, get_protocol, resolve_grid
+from hw2.experiments.config import RunConfig, result_path, results_dir
+from hw2.experiments.grid import (CHECKS, Experiment, get_protocol, owned, resolve_grid,
+                                  run_owners)
 from hw2.experiments.results import result_state
 from hw2.experiments.runner import checkpoint_prefix, run_config
 
@@ -39,46 +42,96 @@ __all__ = [
 
 def sweep_jobs(names, overrides: dict | None = None, *,
                grid: dict[str, Experiment] | str | os.PathLike | None = None,
-               protocol: str | None = "gpu") -> list[dict]:
-    """The job specs of named experiments.
+               protocol: str | None = "gpu",
+               seeds: Iterable[int] | None = None) -> list[dict]:
+    """The job specs of named experiments (and checks), seed by seed.
 
     Args:
-        names: experiment names (a name or a list), keys of the grid.
+        names: experiment names (a name or a list), keys of the grid, or names
+            of sensitivity checks (:data:`~hw2.experiments.grid.CHECKS`, with the
+            book's grid).
         overrides: fields replaced in every run (``{"epochs": 1, "batches": 2}``
             for a smoke run, ``{"out_dir": ...}``).
         grid: another set of experiments (a dict or a grid-file path) instead
             of :data:`hw2.experiments.grid.EXPERIMENTS`.
         protocol: the preset of ``PROTOCOLS`` the runs follow (None: none,
-            e.g. for a grid file whose hparams say everything); results go to
-            ``results_dir()/<protocol>`` unless ``out_dir`` is overridden.
+            e.g. for a grid file whose hparams say everything).
+        seeds: the seeds every run is trained with (default: the protocol's
+            seeds; without a protocol the run's own ``seed``, 42 unless set).
+            A check trains its own seeds unless ``seeds`` is given.
 
     Returns:
-        One dict per run, with an absolute ``out_dir`` and a ``checkpoints``
-        prefix of its own. A ``checkpoints`` override is the start of every
+        One dict per run and seed: all runs of the first seed, then of the
+        next. Seed ``s`` of a run goes to ``<folder>/seed<s>/``, where the folder
+        is the ``out_dir`` override, else ``results_dir()/<protocol>`` (a check's
+        to ``.../checks/<check>/seed<s>/``). A network that two experiments list
+        is one job, under the first one's name (:func:`~hw2.experiments.grid.
+        run_owners`). Every job has an absolute ``out_dir`` and a ``checkpoints``
+        prefix of its own; a ``checkpoints`` override is the start of every
         run's prefix (``<given>.<run>.<hash>``): runs never share a checkpoint.
     """
     experiments = resolve_grid(grid)
-    get_protocol(protocol)  # an unknown name fails here
+    checks = CHECKS if grid is None else {}
+    preset = get_protocol(protocol)  # an unknown name fails here
+    overrides = dict(overrides or {})
     # bad override names or values fail here, once, before any run is planned
     if overrides:
         RunConfig.from_dict({"run_name": "override-check", **overrides})
     if isinstance(names, str):
         names = [names]
-    unknown = [n for n in names if n not in experiments]
+    names = list(names)
+    unknown = [n for n in names if n not in experiments and n not in checks]
     if unknown:
-        raise ValueError(f"unknown experiment(s): {', '.join(unknown)}; "
-                         f"known: {', '.join(experiments)}")
+        known = ", ".join([*experiments, *checks])
+        raise ValueError(f"unknown experiment(s): {', '.join(unknown)}; known: {known}")
     if not names:
         raise ValueError("name at least one experiment")
-    jobs = []
-    for name in names:
-        for cfg in experiments[name].runs(overrides, protocol=protocol):
-            cfg = cfg.replace(out_dir=os.fspath(cfg.resolved_out_dir.resolve()))
-            own = checkpoint_prefix(cfg)  # <out_dir>/.<run>.<hash>.ckpt
+    if seeds is not None:
+        seeds = [_checks.non_negative_int("seeds", s) for s in seeds]
+        if not seeds:
+            raise ValueError("--seeds: name at least one seed")
+        if "seed" in overrides:
+            raise ValueError("give either a seed (-s) or seeds (--seeds), not both")
+    if "seed" in overrides and overrides["seed"] is None:
+        raise ValueError("a sweep trains fixed seeds (its folders are named after "
+                         "them): give -s N or --seeds N ...")
+    base = overrides.pop("out_dir", None)
+    folder = (Path(base).expanduser() if base is not None
+              else results_dir() / preset.name if preset else results_dir()).resolve()
+    owners = run_owners(experiments, protocol, overrides)
+
+    def planned(name: str) -> list[tuple[RunConfig, list[int], Path]]:
+        """``(cfg, its seeds, its folder)`` for each run of an experiment or check."""
+        if name in experiments:
+            own = seeds or ([overrides["seed"]] if "seed" in overrides else
+                            list(preset.seeds) if preset else None)
+            return [(owned(cfg, owners), own or [cfg.seed], folder)
+                    for cfg in experiments[name].runs(overrides, protocol=protocol)]
+        check = checks[name]
+        study = {owned(cfg, owners).file_stem: owned(cfg, owners)
+                 for experiment in experiments.values()
+                 for cfg in experiment.runs(overrides, protocol=protocol)}
+        return [(study[stem].replace(**check.overrides), seeds or list(check.seeds),
+                 folder / "checks" / check.name) for stem in check.runs]
+
+    plans = [plan for name in names for plan in planned(name)]
+    jobs, seen = [], set()
+    for seed in dict.fromkeys(s for _, own, _ in plans for s in own):  # in order
+        if seed is None:
+            raise ValueError("a sweep trains fixed seeds (its folders are named after "
+                             "them): the grid's seed is null; give --seeds N ...")
+        for cfg, own, where in plans:
+            if seed not in own:
+                continue
+            cfg = cfg.replace(seed=seed, out_dir=os.fspath(where / f"seed{seed}"))
+            if result_path(cfg) in seen:  # a network two experiments list: once
+                continue
+            seen.add(result_path(cfg))
+            own_ckpt = checkpoint_prefix(cfg)  # <out_dir>/.<run>.<hash>.ckpt
             if cfg.checkpoints is not None:
                 given = Path(cfg.checkpoints).expanduser().resolve()
-                own = given.with_name(f"{given.name}{own.name}")
-            cfg = cfg.replace(checkpoints=os.fspath(own))
+                own_ckpt = given.with_name(f"{given.name}{own_ckpt.name}")
+            cfg = cfg.replace(checkpoints=os.fspath(own_ckpt))
             jobs.append(cfg.to_dict())
     return jobs
 
@@ -151,7 +204,7 @@ class Run:
     """One run of a sweep: the job spec and where its files go.
 
     Attributes:
-        name: the result file's stem (``exp1_1_L2_K32``).
+        name: the run's label (:func:`run_label`, ``seed42/exp1_1_L2_K32``).
         spec: the job spec (a dict of :meth:`RunConfig.to_dict`).
         result: the result file.
         checkpoint: the Trainer's checkpoint prefix (the file is ``<prefix>.pt``).
@@ -190,6 +243,21 @@ class Executor(TypingProtocol):
     def execute(self, runs: list[Run]) -> list[Outcome]: ...
 
 
+def run_label(result: Path) -> str:
+    """A run's name in a sweep's messages: its file's stem, with the seed folder.
+
+    ``seed43/exp1_1_L8_K32``, ``checks/float32/seed42/exp1_1_L2_K32``: unique
+    within a sweep, as its result files are.
+    """
+    parts = [result.stem]
+    folder = result.parent
+    if re.fullmatch(r"seed\d+", folder.name):
+        parts.insert(0, folder.name)
+        if folder.parent.parent.name == "checks":
+            parts[:0] = ["checks", folder.parent.name]
+    return "/".join(parts)
+
+
 def plan_run(spec: dict | RunConfig) -> Run:
     """The :class:`Run` of one job spec.
 
@@ -200,7 +268,7 @@ def plan_run(spec: dict | RunConfig) -> Run:
     if not cfg.checkpoints:
         cfg = cfg.replace(checkpoints=os.fspath(checkpoint_prefix(cfg).resolve()))
     result = result_path(cfg).resolve()
-    return Run(name=result.stem, spec=cfg.to_dict(), result=result,
+    return Run(name=run_label(result), spec=cfg.to_dict(), result=result,
                checkpoint=Path(cfg.checkpoints))
 
 
