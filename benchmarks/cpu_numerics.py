@@ -32,24 +32,11 @@ import torch
 from hw2 import experiments as ex
 from hw2._io import atomic_write
 from hw2.data import load_cifar10
-from hw2.experiments.device import BF16_CPU_FLAGS
+from hw2.experiments.device import cpu_bf16_flags
 
 #: The nets the issue's measurements named, and the study's slowest and deepest.
 DEFAULT_RUNS = ("exp1_1_L8_K64", "exp2_L6_K32-64-128", "exp1_2_L4_K256",
                 "exp1_4_L8_K64-128-256", "exp1_2_L8_K256", "exp1_1_L16_K32")
-
-
-def cpu_flags() -> list[str]:
-    """The bf16 flags of this CPU (an empty list: none, or no /proc/cpuinfo)."""
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("flags"):
-                    flags = set(line.split(":", 1)[1].split())
-                    return [flag for flag in BF16_CPU_FLAGS if flag in flags]
-    except OSError:
-        pass
-    return []
 
 
 def grid_runs(protocol: str) -> dict:
@@ -86,7 +73,7 @@ def main(argv=None) -> int:
 
     data = load_cifar10()
     device = torch.device("cpu")
-    flags = cpu_flags()
+    flags = cpu_bf16_flags() or []
     print(f"{ex.device_name(device)}, {torch.get_num_threads()} threads, torch "
           f"{torch.__version__}; bf16 flags: {' '.join(flags) or 'none'}", flush=True)
     rows = {}

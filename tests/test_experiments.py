@@ -214,10 +214,11 @@ def test_plot_exp_results_overlays_runs_labelled_by_config(tiny_env):
     for jobs in ex.sweep_jobs(["tiny"], {"epochs": 1}, grid=write_grid(tiny_env.parent / "g.json", 1),
                               protocol=None):
         ex.run_job(jobs)
-    fig, axes = plot_exp_results("tiny_*")  # default folder: results_dir() = $HW2_RESULTS_DIR
+    # A sweep writes each seed's files to seed<N>/ of its folder ($HW2_RESULTS_DIR here).
+    fig, axes = plot_exp_results("tiny_*", results_dir=tiny_env / "seed42")
     assert len(axes) == 4
     assert [line.get_label() for line in axes[0].lines] == ["L1_K4", "L2_K4", "L1_K6"]
-    assert plot_exp_results("exp9_*") is None
+    assert plot_exp_results("exp9_*", results_dir=tiny_env / "seed42") is None
 
 
 # --------------------------------------------------------------------------
@@ -226,18 +227,30 @@ def test_plot_exp_results_overlays_runs_labelled_by_config(tiny_env):
 
 def test_grid_matches_spec_and_jobs_are_plain_independent_data(tmp_path):
     counts = {"exp1_1": 8, "exp1_2": 12, "exp1_3": 4, "exp1_4": 6, "exp2": 4}
-    assert {name: len(e.runs()) for name, e in ex.EXPERIMENTS.items()} == counts
+    assert {name: len(ex.EXPERIMENTS[name].runs()) for name in ex.STUDY} == counts
+    assert {name: len(ex.EXPERIMENTS[name].runs()) for name in ex.CONTROLS} == \
+        {"exp2_common": 1, "exp1_recipe2": 1}
+    assert set(ex.EXPERIMENTS) == {*ex.STUDY, *ex.CONTROLS}
     jobs = ex.sweep_jobs(list(counts), {"out_dir": str(tmp_path)})
-    assert len(jobs) == 34
-    names = [ex.result_path(j).name for j in jobs]
-    assert len(set(names)) == 34 and "exp1_3_L4_K64-128-256.json" in names
+    # 34 runs, of which 1.1 and 1.2 share six (K = 32, 64 at L = 2, 4, 8): 28 per seed.
+    seeds = ex.PROTOCOLS["gpu"].seeds
+    assert len(seeds) >= 3 and len(jobs) == 28 * len(seeds)
+    per_seed = [[j for j in jobs if j["seed"] == s] for s in seeds]
+    # Seed by seed: every run of the first seed before any of the next.
+    assert [j["seed"] for j in jobs] == [s for s in seeds for _ in range(28)]
+    names = [ex.result_path(j).name for j in per_seed[0]]
+    assert len(set(names)) == 28 and "exp1_3_L4_K64-128-256.json" in names
+    assert "exp1_1_L2_K32.json" in names and "exp1_2_L2_K32.json" not in names
+    assert "exp1_2_L2_K128.json" in names and "exp1_1_L16_K64.json" in names
+    for seed, group in zip(seeds, per_seed):
+        assert {Path(j["out_dir"]) for j in group} == {tmp_path / f"seed{seed}"}
     for spec in jobs:
         assert json.loads(json.dumps(spec)) == spec            # JSON-able
         cfg = ex.RunConfig.from_dict(spec)
         assert cfg.to_dict() == spec and cfg.epochs <= 20
         assert Path(spec["out_dir"]).is_absolute() and spec["checkpoints"].startswith(str(tmp_path))
-    # Different configurations never share a checkpoint.
-    assert len({j["checkpoints"] for j in jobs}) == 34
+    # Different runs never share a checkpoint.
+    assert len({j["checkpoints"] for j in jobs}) == len(jobs)
 
 
 def test_auto_pool_every_builds_every_model_of_the_grid():
@@ -288,15 +301,16 @@ def test_lr_schedule_warms_up_then_decays():
 
 def _check_sweep_folder(out: Path, epochs: int) -> list[dict]:
     """Exactly the three result files, each complete; no temp files or checkpoints left."""
-    assert {p.name for p in out.iterdir()} == TINY_FILES
+    assert {p.name for p in out.iterdir()} == TINY_FILES, sorted(out.iterdir())
     return [check_result_file(out / name, epochs) for name in sorted(TINY_FILES)]
 
 
 def test_sweep_killed_mid_run_resumes_and_completes(tiny_cifar, tmp_path, capsys):
     epochs = 15
     grid = write_grid(tmp_path / "grid.json", epochs)
-    out = tmp_path / "out"
-    cmd = [sys.executable, "-m", "hw2.experiments", "sweep", "tiny", "--grid-file", str(grid), "-o", str(out)]
+    out = tmp_path / "out" / "seed42"  # a sweep's folder for its seed (42 unless set)
+    cmd = [sys.executable, "-m", "hw2.experiments", "sweep", "tiny", "--grid-file", str(grid), "-o",
+           str(out.parent)]
     proc = subprocess.Popen(cmd, env={**os.environ, **ONE_THREAD, **tiny_cifar}, start_new_session=True,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     try:
@@ -355,14 +369,17 @@ def test_sweep_with_worker_processes(tiny_env, tmp_path, monkeypatch):
                          grid=write_grid(tmp_path / "grid.json", 2), protocol=None)
     stream = io.StringIO()
     assert ex.run_sweep(jobs, executors.LocalExecutor(gpus=[0, 1]), stream=stream) == 0
-    _check_sweep_folder(tmp_path / "out", 2)
+    _check_sweep_folder(tmp_path / "out" / "seed42", 2)
     assert stream.getvalue().count("best test loss at epoch") == 3
 
 
 def test_sweep_dry_run_lists_runs(tmp_path, capsys):
     assert ex.main(["sweep", "exp1_4", "-o", str(tmp_path), "--dry-run"]) == 0
     out = capsys.readouterr().out
-    assert out.count("todo") == 6 and "exp1_4_L32_K32" in out
+    seeds = ex.PROTOCOLS["gpu"].seeds
+    assert out.count("todo") == 6 * len(seeds) and "exp1_4_L32_K32" in out
+    assert ex.main(["sweep", "exp1_4", "-o", str(tmp_path), "--dry-run", "--seeds", "7"]) == 0
+    assert capsys.readouterr().out.count("todo") == 6
     assert not any(tmp_path.iterdir())
 
 
@@ -485,9 +502,16 @@ def test_protocols_are_presets_recorded_in_every_run(tmp_path, monkeypatch):
         same = {k for k in ("optimizer", "reg", "lr_schedule", "warmup", "augment", "hidden_dims",
                             "model_kw", "label_smoothing", "layers_per_block", "filters_per_layer")}
         assert {k: getattr(g, k) for k in same} == {k: getattr(c, k) for k in same}
-        assert g.resolved_out_dir == tmp_path / "gpu" and c.resolved_out_dir == tmp_path / "cpu"
+        # One numeric setting per protocol, on every machine: bf16 autocast on a CPU
+        # for cpu (the gpu protocol's amp is CUDA's bf16 autocast).
+        assert (c.cpu_bf16, g.cpu_bf16, g.amp) == (True, False, True)
+        # A protocol run's file lives in its seed's folder of the protocol's study.
+        assert g.resolved_out_dir == tmp_path / "gpu" / "seed42"
+        assert c.resolved_out_dir == tmp_path / "cpu" / "seed42"
+        assert c.replace(seed=None).resolved_out_dir == tmp_path / "cpu"
     jobs = ex.sweep_jobs(["exp1_1"], protocol="cpu")
-    assert {Path(j["out_dir"]) for j in jobs} == {tmp_path / "cpu"}
+    assert {Path(j["out_dir"]) for j in jobs} == {
+        tmp_path / "cpu" / f"seed{s}" for s in ex.PROTOCOLS["cpu"].seeds}
     with pytest.raises(ValueError, match="unknown protocol 'tpu'; choose one of gpu, cpu"):
         ex.sweep_jobs(["exp1_1"], protocol="tpu")
     with pytest.raises(ValueError, match="RunConfig: protocol must be one of 'gpu', 'cpu', got 'tpu'"):

@@ -222,9 +222,9 @@ def write_grid(path: Path) -> Path:
 
 def test_three_concurrent_sweeps_on_one_folder_train_each_run_once(tiny_cifar, tmp_path):
     env = recording_env(tmp_path, tiny_cifar)
-    out = tmp_path / "out"
+    out = tmp_path / "out" / "seed42"  # the sweep's folder of its one seed
     cmd = [sys.executable, "-m", "hw2.experiments", "sweep", "tiny", "--grid-file",
-           str(write_grid(tmp_path / "grid.json")), "-o", str(out)]
+           str(write_grid(tmp_path / "grid.json")), "-o", str(out.parent)]
     env["HW2_CLAIM_STALE_S"] = "600"
     procs = [subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                               text=True) for _ in range(3)]
@@ -270,15 +270,16 @@ def test_a_claim_of_a_dead_process_is_taken_over(tiny_env):
 @pytest.mark.parametrize("content", ['{"config": {"run_name": "x"}, "results": {"num_e',
                                      '{"foo": 1}', ""])
 def test_a_corrupt_or_foreign_result_file_is_not_done(tiny_env, content, capsys):
-    out = tiny_env / "out"
-    out.mkdir()
+    out = tiny_env / "out" / "seed42"
+    out.mkdir(parents=True)
     grid = tiny_env / "grid.json"
     grid.write_text(json.dumps({"tiny": {"model_type": "cnn", "grid": [[[4], [1]]],
                                          "hparams": dict(SMALL, epochs=1)}}))
     (out / "tiny_L1_K4.json").write_text(content)
-    assert ex.main(["sweep", "tiny", "--grid-file", str(grid), "-o", str(out), "--dry-run"]) == 0
+    sweep = ["sweep", "tiny", "--grid-file", str(grid), "-o", str(out.parent)]
+    assert ex.main([*sweep, "--dry-run"]) == 0
     assert capsys.readouterr().out.startswith("bad   tiny_L1_K4")
-    assert ex.main(["sweep", "tiny", "--grid-file", str(grid), "-o", str(out)]) == 0
+    assert ex.main(sweep) == 0
     text = capsys.readouterr().out
     assert "tiny_L1_K4: result file" in text and "training it again" in text
     check_result_file(out / "tiny_L1_K4.json", epochs=1)

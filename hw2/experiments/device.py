@@ -7,8 +7,8 @@ from __future__ import annotations
 import contextlib
 import platform
 
-__all__ = ["resolve_device", "device_name", "native_bf16", "configure_backends",
-           "flush_denormals"]
+__all__ = ["resolve_device", "device_name", "cpu_bf16_flags", "native_bf16", "uses_bf16",
+           "configure_backends", "flush_denormals"]
 
 
 def resolve_device(name: str):
@@ -51,23 +51,43 @@ def device_name(device) -> str:
 BF16_CPU_FLAGS = ("avx512_bf16", "amx_bf16")
 
 
-def native_bf16(device) -> bool | None:
-    """Whether ``device`` computes bfloat16 natively.
+def cpu_bf16_flags() -> list[str] | None:
+    """The flags of :data:`BF16_CPU_FLAGS` this CPU has (``/proc/cpuinfo``).
 
-    True on CUDA; on a CPU, whether ``/proc/cpuinfo`` lists one of
-    :data:`BF16_CPU_FLAGS`; None where that cannot be read (not Linux).
+    None where that file cannot be read (not Linux).
     """
-    if device.type == "cuda":
-        return True
     try:
         with open("/proc/cpuinfo") as f:
             for line in f:
                 if line.startswith("flags"):
                     flags = set(line.split(":", 1)[1].split())
-                    return any(flag in flags for flag in BF16_CPU_FLAGS)
+                    return [flag for flag in BF16_CPU_FLAGS if flag in flags]
     except OSError:
         pass
     return None
+
+
+def native_bf16(device) -> bool | None:
+    """Whether ``device`` computes bfloat16 natively.
+
+    True on CUDA; on a CPU, whether it has one of :data:`BF16_CPU_FLAGS`;
+    None where that cannot be told.
+    """
+    if device.type == "cuda":
+        return True
+    flags = cpu_bf16_flags()
+    return None if flags is None else bool(flags)
+
+
+def uses_bf16(cfg, device) -> bool:
+    """Whether the run of ``cfg`` (a ``RunConfig``) computes in bf16 autocast on ``device``.
+
+    On CUDA when ``cfg.amp``; on a CPU when ``cfg.cpu_bf16``, whether or not
+    the CPU has native bf16 units (without them it is correct, only slower):
+    a study keeps one numeric setting on every machine that trains it.
+    """
+    return bool(cfg.amp if device.type == "cuda"
+                else cfg.cpu_bf16 and device.type == "cpu")
 
 
 def configure_backends(device) -> None:

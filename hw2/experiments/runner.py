@@ -30,7 +30,7 @@ from hw2._io import temp_glob
 from hw2.experiments.config import (IN_SIZE, MODEL_TYPES, NUM_CLASSES, RunConfig,
                                     result_path)
 from hw2.experiments.device import (configure_backends, device_name, flush_denormals,
-                                    native_bf16, resolve_device)
+                                    native_bf16, resolve_device, uses_bf16)
 from hw2.experiments.results import (RESULT_FORMAT, check_output_location,
                                      code_provenance, shown_path, write_result)
 
@@ -41,7 +41,6 @@ __all__ = [
     "lr_factor",
     "build_optimizer",
     "build_trainer",
-    "uses_bf16",
     "checkpoint_prefix",
     "run_config",
     "run_experiment",
@@ -190,16 +189,6 @@ def build_trainer(cfg: RunConfig, model, device, steps_per_epoch: int):
                         amp_dtype=torch.bfloat16 if uses_bf16(cfg, device) else None,
                         channels_last=cfg.channels_last)
 
-
-def uses_bf16(cfg: RunConfig, device) -> bool:
-    """Whether a run computes in bfloat16 autocast on ``device``.
-
-    On CUDA when ``cfg.amp``; on a CPU when ``cfg.cpu_bf16``, whether or not
-    the CPU has native bf16 units (without them it is correct, only slower):
-    a study keeps one numeric setting on every machine that trains it.
-    """
-    return bool(cfg.amp if device.type == "cuda"
-                else cfg.cpu_bf16 and device.type == "cpu")
 
 
 # --------------------------------------------------------------------------
