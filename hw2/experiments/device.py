@@ -7,8 +7,8 @@ from __future__ import annotations
 import contextlib
 import platform
 
-__all__ = ["resolve_device", "device_name", "cpu_bf16_flags", "native_bf16", "uses_bf16",
-           "configure_backends", "flush_denormals"]
+__all__ = ["resolve_device", "device_name", "cpu_bf16_flags", "native_bf16",
+           "uses_bf16", "configure_backends", "flush_denormals"]
 
 
 def resolve_device(name: str):
@@ -80,7 +80,7 @@ def native_bf16(device) -> bool | None:
 
 
 def uses_bf16(cfg, device) -> bool:
-    """Whether the run of ``cfg`` (a ``RunConfig``) computes in bf16 autocast on ``device``.
+    """Whether the run of ``cfg`` (a RunConfig) computes in bf16 autocast on ``device``.
 
     On CUDA when ``cfg.amp``; on a CPU when ``cfg.cpu_bf16``, whether or not
     the CPU has native bf16 units (without them it is correct, only slower):

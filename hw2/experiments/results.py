@@ -24,7 +24,8 @@ from typing import Any
 
 from hw2._io import atomic_write, repo_root
 from hw2.experiments.config import RunConfig, result_path, results_dir, study_folder
-from hw2.experiments.grid import Experiment, get_protocol, owned, resolve_grid, run_owners
+from hw2.experiments.grid import (Experiment, get_protocol, owned, resolve_grid,
+                                  run_owners)
 
 __all__ = [
     "RESULT_FORMAT",
