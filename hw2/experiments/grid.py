@@ -28,6 +28,7 @@ __all__ = [
     "CHECKS",
     "run_owners",
     "owned",
+    "check_runs",
     "load_grid_file",
     "resolve_grid",
     "get_protocol",
@@ -300,6 +301,25 @@ CHECKS: dict[str, Check] = {c.name: c for c in [
             "bfloat16 autocast change the accuracy beyond seed noise?",
     ),
 ]}
+
+
+def check_runs(check: Check, protocol: str | None = "cpu",
+               overrides: dict | None = None,
+               experiments: dict[str, Experiment] | None = None) -> list[RunConfig]:
+    """The runs of a check: its study runs (under their owners' names), changed.
+
+    Raises:
+        ValueError: a run the grid does not hold, named.
+    """
+    experiments = EXPERIMENTS if experiments is None else experiments
+    owners = run_owners(experiments, protocol, overrides)
+    study = {owned(cfg, owners).file_stem: owned(cfg, owners)
+             for experiment in experiments.values()
+             for cfg in experiment.runs(overrides, protocol=protocol)}
+    missing = [stem for stem in check.runs if stem not in study]
+    if missing:
+        raise ValueError(f"check {check.name!r}: no run {', '.join(missing)} in the grid")
+    return [study[stem].replace(**check.overrides) for stem in check.runs]
 
 
 def load_grid_file(path: str | os.PathLike) -> dict[str, Experiment]:

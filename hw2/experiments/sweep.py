@@ -22,8 +22,8 @@ from hw2 import _checks
 from hw2._io import temp_glob
 from hw2.experiments.claims import Claim, try_claim
 from hw2.experiments.config import RunConfig, result_path, results_dir
-from hw2.experiments.grid import (CHECKS, Experiment, get_protocol, owned, resolve_grid,
-                                  run_owners)
+from hw2.experiments.grid import (CHECKS, Experiment, check_runs, get_protocol, owned,
+                                  resolve_grid, run_owners)
 from hw2.experiments.results import result_state
 from hw2.experiments.runner import checkpoint_prefix, run_config
 
@@ -108,11 +108,8 @@ def sweep_jobs(names, overrides: dict | None = None, *,
             return [(owned(cfg, owners), own or [cfg.seed], folder)
                     for cfg in experiments[name].runs(overrides, protocol=protocol)]
         check = checks[name]
-        study = {owned(cfg, owners).file_stem: owned(cfg, owners)
-                 for experiment in experiments.values()
-                 for cfg in experiment.runs(overrides, protocol=protocol)}
-        return [(study[stem].replace(**check.overrides), seeds or list(check.seeds),
-                 folder / "checks" / check.name) for stem in check.runs]
+        return [(cfg, seeds or list(check.seeds), folder / "checks" / check.name)
+                for cfg in check_runs(check, protocol, overrides, experiments)]
 
     plans = [plan for name in names for plan in planned(name)]
     jobs, seen = [], set()
