@@ -188,7 +188,7 @@ def verdict(diff: Estimate) -> str:
 
 
 def binomial_se(accuracy: float, n: int) -> float:
-    """The standard error (points) of an accuracy in percent measured on ``n`` images."""
+    """The standard error (points) of an accuracy in percent scored on ``n`` images."""
     p = accuracy / 100
     return 100 * math.sqrt(p * (1 - p) / n)
 

@@ -318,7 +318,8 @@ def check_runs(check: Check, protocol: str | None = "cpu",
              for cfg in experiment.runs(overrides, protocol=protocol)}
     missing = [stem for stem in check.runs if stem not in study]
     if missing:
-        raise ValueError(f"check {check.name!r}: no run {', '.join(missing)} in the grid")
+        raise ValueError(f"check {check.name!r}: no run {', '.join(missing)} in the "
+                         f"grid")
     return [study[stem].replace(**check.overrides) for stem in check.runs]
 
 
