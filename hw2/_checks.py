@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from typing import Any
 
 __all__ = [
+    "FLOAT32_MAX",
     "is_int",
     "is_real",
     "fail",
@@ -24,6 +25,11 @@ __all__ = [
     "int_list",
     "one_of",
 ]
+
+
+#: The largest finite float32: a learning rate or weight decay beyond it overflows
+#: the float32 arithmetic of an optimizer step.
+FLOAT32_MAX = 3.4028234663852886e38
 
 
 def is_int(value: Any) -> bool:
@@ -65,10 +71,12 @@ def non_negative_int(name: str, value: Any, *, allow_none: bool = False,
     return _int_at_least(name, value, 0, "a non-negative integer", allow_none, owner)
 
 
-def positive_real(name: str, value: Any, *, owner: str | None = None) -> float:
-    """``value`` as a float if it is a finite number > 0."""
-    if not is_real(value) or value <= 0:
-        fail(name, "a positive number", value, owner)
+def positive_real(name: str, value: Any, *, owner: str | None = None,
+                  high: float = math.inf) -> float:
+    """``value`` as a float if it is a finite number > 0 (and ≤ ``high``)."""
+    if not is_real(value) or value <= 0 or value > high:
+        bound = "" if high == math.inf else f" of at most {high:g}"
+        fail(name, f"a positive number{bound}", value, owner)
     return float(value)
 
 

@@ -118,6 +118,78 @@ def _check_map_size(size) -> tuple[int, int] | None:
     return int(pair[0]), int(pair[1])
 
 
+#: The ``conv_params`` / ``pooling_params`` entries checked, and how.
+_POSITIVE_WINDOW_KEYS = ("kernel_size", "stride", "dilation")
+_FLAG_KEYS = ("bias", "ceil_mode", "count_include_pad")
+
+
+def _check_window_params(name: str, params, *, pooling: bool) -> dict:
+    """``params`` (``conv_params`` or ``pooling_params``) as a dict, checked.
+
+    Sizes, strides and dilations are positive ints or pairs of them, padding
+    a non-negative int or pair (or 'same' / 'valid' for a convolution), a
+    pooling's padding at most half its window (PyTorch's rule), flags bools.
+    Other keys are left to the PyTorch layer, which names a wrong one.
+
+    Raises:
+        ValueError: naming the entry, e.g. ``conv_params['stride'] must be ...``.
+    """
+    if not isinstance(params, dict):
+        raise ValueError(f"{name} must be a dict of keyword arguments, got {params!r}")
+
+    def pair_of(key, minimum):
+        value = params[key]
+        items = list(value) if isinstance(value, (tuple, list)) else [value]
+        if len(items) not in (1, 2) or not all(
+                _checks.is_int(v) and v >= minimum for v in items):
+            what = "positive" if minimum else "non-negative"
+            raise ValueError(f"{name}[{key!r}] must be a {what} int or a pair of "
+                             f"them, got {value!r}")
+        return items * (2 // len(items))
+
+    for key in _POSITIVE_WINDOW_KEYS:
+        if key in params and params[key] is not None:
+            pair_of(key, 1)
+    if "padding" in params and not (not pooling and params["padding"] in
+                                    ("same", "valid")):
+        padding = pair_of("padding", 0)
+        if pooling:
+            kernel = _pair(params.get("kernel_size", 2))
+            if any(p > k // 2 for p, k in zip(padding, kernel)):
+                raise ValueError(f"{name}['padding'] must be at most half the window "
+                                 f"({params.get('kernel_size', 2)!r}), got "
+                                 f"{params['padding']!r}")
+    for key in _FLAG_KEYS:
+        if key in params and not isinstance(params[key], bool):
+            raise ValueError(f"{name}[{key!r}] must be true or false, got "
+                             f"{params[key]!r}")
+    return dict(params)
+
+
+def _check_images(x, owner: str, channels: int, size: tuple[int, int] | None = None):
+    """``x`` must be a float batch ``(B, channels, H, W)`` (of ``size`` when given).
+
+    Raises:
+        TypeError: not a tensor, or not floating point (the message says how
+            to convert uint8 images).
+        ValueError: the wrong number of dimensions, channels or pixels, named.
+    """
+    if not isinstance(x, Tensor):
+        raise TypeError(f"{owner} takes a tensor of images, got {type(x).__name__}")
+    if x.dim() != 4:
+        raise ValueError(f"{owner} takes a batch of images (B, C, H, W), got a tensor "
+                         f"of shape {tuple(x.shape)}")
+    if x.shape[1] != channels:
+        raise ValueError(f"{owner} takes images of {channels} channels, got "
+                         f"{x.shape[1]} (shape {tuple(x.shape)})")
+    if size is not None and tuple(x.shape[2:]) != tuple(size):
+        raise ValueError(f"{owner} was built for {size[0]}×{size[1]} images, got "
+                         f"{x.shape[2]}×{x.shape[3]}")
+    if not x.is_floating_point():
+        raise TypeError(f"{owner} takes floating-point images, got {x.dtype} (scale "
+                        f"uint8 images with x.float() / 255)")
+
+
 def _pair(value) -> tuple[int, int]:
     return tuple(value) if isinstance(value, (tuple, list)) else (value, value)
 
@@ -331,13 +403,17 @@ class ConvClassifier(nn.Module):
             "hidden_dims", hidden_dims, allow_empty=True
         )
         # Copies: the mutable default arguments are never modified.
-        self.conv_params = {**DEFAULT_CONV_PARAMS, **conv_params}
+        self.conv_params = {**DEFAULT_CONV_PARAMS,
+                            **_check_window_params("conv_params", conv_params,
+                                                   pooling=False)}
         _activation(activation_type, activation_params)  # fail early on a bad name
         self.activation_type = activation_type
         self.activation_params = dict(activation_params)
         _check_pooling_type(pooling_type)
         self.pooling_type = pooling_type
-        self.pooling_params = {**DEFAULT_POOLING_PARAMS, **pooling_params}
+        self.pooling_params = _check_window_params(
+            "pooling_params", {**DEFAULT_POOLING_PARAMS, **pooling_params},
+            pooling=True)
         self.head_map_size = _check_map_size(head_map_size)
 
         self.feature_extractor = self._make_feature_extractor()
@@ -403,6 +479,7 @@ class ConvClassifier(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         """``x``: ``(B, C, H, W)`` → class scores ``(B, out_classes)``."""
+        _check_images(x, type(self).__name__, self.in_size[0], self.in_size[1:])
         features = self.feature_extractor(x)                # (B, C', H', W')
         if self.head_map_size is not None:
             features = self.head_pool(features)             # (B, C', h, w)
@@ -511,6 +588,7 @@ class ResidualBlock(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         """``x``: ``(B, in_channels, H, W)`` → ``(B, channels[-1], H, W)``."""
+        _check_images(x, type(self).__name__, self.in_channels)
         out = self.main_path(x)
         out = out + self.shortcut_path(x)
         return self.activation(out)
@@ -846,4 +924,5 @@ class YourCodeNet(ConvClassifier):
 
     def forward(self, x: Tensor) -> Tensor:
         """``x``: ``(B, C, H, W)`` → class scores ``(B, out_classes)``."""
+        _check_images(x, type(self).__name__, self.in_size[0], self.in_size[1:])
         return self.classifier(self.feature_extractor(x))

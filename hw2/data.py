@@ -26,6 +26,7 @@ Importing this module does no work: nothing is read until a function is called.
 """
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import io
 import json
@@ -33,7 +34,9 @@ import math
 import os
 import pickle
 import re
+import stat
 import tarfile
+import time
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -500,6 +503,17 @@ def _cache_problem(data) -> str | None:
     if (len(data["train_x"]) != len(data["train_y"])
             or len(data["test_x"]) != len(data["test_y"])):
         return "its images and labels differ in number"
+    classes = data["classes"]
+    if not isinstance(classes, (list, tuple)) or not classes:
+        return "it names no classes"
+    for split in ("train", "test"):
+        x, y = data[f"{split}_x"], data[f"{split}_y"]
+        if x.shape[1] != 3 or x.shape[2] < 1 or x.shape[3] < 1:
+            return (f"{split}_x holds images of shape {tuple(x.shape[1:])}, not "
+                    f"(3, H, W)")
+        if len(y) and (int(y.min()) < 0 or int(y.max()) >= len(classes)):
+            return (f"{split}_y holds labels from {int(y.min())} to {int(y.max())}; "
+                    f"{len(classes)} classes need 0 to {len(classes) - 1}")
     return None
 
 
@@ -511,8 +525,17 @@ def _load_cache(path: Path) -> dict | None:
     """
     if not path.is_file():
         return None
+    if not os.access(path, os.R_OK):
+        raise CorruptDataError(
+            f"the cache file {path} exists but this process may not read it "
+            f"(permissions {stat.filemode(path.stat().st_mode)}): give it read "
+            f"permission (chmod a+r), delete it, or point {ENV_CACHE} at a folder of "
+            f"your own")
     try:
         data = torch.load(path, mmap=True, weights_only=True)
+    except PermissionError as exc:
+        raise CorruptDataError(f"the cache file {path} cannot be read: {exc.strerror}; "
+                               f"fix its permissions or set {ENV_CACHE}") from None
     except Exception as exc:
         problem = f"unreadable: {type(exc).__name__}"
     else:
@@ -526,8 +549,29 @@ def _load_cache(path: Path) -> dict | None:
     return None
 
 
+#: A cache write's temporary file older than this belongs to a killed process.
+_STALE_TEMP_S = 15 * 60
+
+
+def _remove_stale_temp_files(target: Path) -> None:
+    """Delete the temporary files killed writers of the cache left beside ``target``.
+
+    A process killed while it writes the cache (``atomic_write``) leaves a
+    full-size ``.cifar10-*.pt.*.tmp`` behind (about 185 MB for CIFAR-10). One
+    untouched for :data:`_STALE_TEMP_S` is no live writer's.
+    """
+    if not target.parent.is_dir():
+        return
+    now = time.time()
+    for tmp in target.parent.glob(".cifar10-*.pt.*.tmp"):
+        with contextlib.suppress(OSError):
+            if now - tmp.stat().st_mtime > _STALE_TEMP_S:
+                tmp.unlink()
+
+
 def _decode_cached(path: Path, workers: int | None) -> tuple[dict, Path | None]:
     target = _cache_file(_source_identity(path))
+    _remove_stale_temp_files(target)
     data = _load_cache(target)
     if data is not None:
         return data, target

@@ -23,6 +23,7 @@ loss through every layer before it.
 from __future__ import annotations
 
 import abc
+from collections.abc import Iterable
 
 import torch
 
@@ -631,6 +632,12 @@ class MLP(Layer):
             raise TypeError(
                 f"MLP: unknown keyword argument(s) {', '.join(unknown)}; extra "
                 f"keywords go to every Linear: {', '.join(sorted(_MLP_LINEAR_KWARGS))}"
+            )
+        if isinstance(hidden_features, (str, bytes)) or not isinstance(
+                hidden_features, Iterable):
+            raise TypeError(
+                f"MLP: hidden_features must be a list of layer widths, e.g. [100, 50] "
+                f"(or [] for none), got {hidden_features!r}"
             )
         self.in_features = in_features
         self.num_classes = num_classes

@@ -23,14 +23,16 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from hw2._checks import FLOAT32_MAX
+
 __all__ = ["Optimizer", "VanillaSGD", "MomentumSGD", "RMSProp", "Adam"]
 
 ParamPair = tuple[Tensor, Tensor]
 
 
-def _check_real(name: str, value, *, low: float, high: float = math.inf,
+def _check_real(name: str, value, *, low: float, high: float = FLOAT32_MAX,
                 low_open: bool = False, high_open: bool = False) -> float:
-    """``value`` as a float.
+    """``value`` as a float: finite, and no larger than float32 holds by default.
 
     Raises:
         TypeError: ``value`` is not a real number (the message names it).
@@ -44,7 +46,7 @@ def _check_real(name: str, value, *, low: float, high: float = math.inf,
     too_high = value >= high if high_open else value > high
     if math.isnan(value) or too_low or too_high:
         left = "(" if low_open else "["
-        right = ")" if high_open or math.isinf(high) else "]"
+        right = ")" if high_open else "]"
         raise ValueError(
             f"{name} must be in {left}{low:g}, {high:g}{right}, got {value!r}"
         )

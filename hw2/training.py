@@ -36,7 +36,8 @@ from hw2._io import atomic_write
 
 __all__ = ["BatchResult", "EpochResult", "FitResult", "Trainer", "LayerTrainer",
            "TorchTrainer", "CheckpointError",
-           "checkpoint_epoch", "seeded_loaders", "mlp_trainer", "fit_mlp"]
+           "checkpoint_epoch", "checkpoint_seed", "seeded_loaders", "mlp_trainer",
+           "fit_mlp"]
 
 #: Version of the checkpoint layout written by :meth:`Trainer.fit`.
 CHECKPOINT_FORMAT = 3
@@ -225,6 +226,46 @@ def _differences(saved: dict | None, wanted: dict, shown: int = 3) -> str:
     return text + (f"; and {len(keys) - shown} more" if len(keys) > shown else "")
 
 
+def _check_checkpoint_place(path: Path) -> None:
+    """A checkpoint file must be a file (or absent) in a folder (or one to create).
+
+    Raises:
+        CheckpointError: naming the folder or file in the way, before training.
+    """
+    if path.exists() and not path.is_file():
+        raise CheckpointError(f"checkpoint {path} is not a file; remove it or choose "
+                              f"another checkpoint prefix")
+    folder = path.parent
+    while not folder.exists() and folder != folder.parent:
+        folder = folder.parent
+    if not folder.is_dir():
+        raise CheckpointError(f"the checkpoint {path} cannot be written: {folder} is a "
+                              f"file, not a folder; choose another checkpoint prefix")
+
+
+#: What a checkpoint of :meth:`Trainer.fit` holds.
+CHECKPOINT_KEYS = ("format", "epoch", "results", "best_loss",
+                   "epochs_without_improvement", "model", "optimizer", "extra", "rng",
+                   "loaders", "epoch_seconds")
+
+
+def checkpoint_seed(path: str | os.PathLike) -> int | None:
+    """The seed recorded in a checkpoint's run identity (None: none, or unreadable).
+
+    A run whose seed was drawn at random records the seed it drew, so that a
+    resume continues on the same data (see ``hw2.experiments.run_config``).
+    """
+    path = Path(path)
+    if not path.is_file():
+        return None
+    try:
+        saved = torch.load(path, map_location="cpu", weights_only=True)
+        seed = saved.get("run", {}).get("seed") if isinstance(saved, dict) else None
+    except Exception:  # unreadable: fit reports that when it tries to resume
+        return None
+    return seed if _checks.is_int(seed) else None
+
+
 class Trainer(abc.ABC):
     """Trains a model: epochs of batches, early stopping, checkpoints.
 
@@ -293,12 +334,8 @@ class Trainer(abc.ABC):
         checkpoint_file = (
             None if checkpoints is None else Path(f"{os.fspath(checkpoints)}.pt")
         )
-        if checkpoint_file is not None and checkpoint_file.exists() \
-                and not checkpoint_file.is_file():
-            raise CheckpointError(
-                f"checkpoint {checkpoint_file} is not a file; remove it or "
-                f"choose another checkpoint prefix"
-            )
+        if checkpoint_file is not None:
+            _check_checkpoint_place(checkpoint_file)
 
         splits = ("train", "val", "test") if dl_val is not None else ("train", "test")
         # early stopping watches this loss
@@ -479,6 +516,13 @@ class Trainer(abc.ABC):
                 f"{str(e).splitlines()[0] if str(e) else ''}); it is damaged, "
                 f"e.g. by an interrupted copy. {fresh}"
             ) from None
+        if isinstance(saved, dict) and saved.get("format") == CHECKPOINT_FORMAT:
+            missing = [k for k in CHECKPOINT_KEYS if k not in saved]
+            if missing:
+                raise CheckpointError(
+                    f"checkpoint {path} is incomplete: it lacks "
+                    f"{', '.join(missing)}. {fresh}"
+                )
         if not isinstance(saved, dict) or saved.get("format") != CHECKPOINT_FORMAT:
             found = (
                 saved.get("format") if isinstance(saved, dict) else type(saved).__name__

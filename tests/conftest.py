@@ -42,7 +42,34 @@ def make_tiny_cifar(root: Path, train_per_class: int, test_per_class: int) -> di
                 Image.fromarray(pixels).save(folder / f"{i:03d}.png")
     cache = root / "cache"
     cache.mkdir()
-    return {"HW2_CIFAR10": str(root / "images"), "HW2_CACHE_DIR": str(cache)}
+    env = {"HW2_CIFAR10": str(root / "images"), "HW2_CACHE_DIR": str(cache)}
+    decode_once(env)
+    return env
+
+
+def decode_once(env: dict[str, str]) -> None:
+    """Decode a tiny folder into its cache now, so no test sees the first decode.
+
+    The first decode warns that the folder is smaller than CIFAR-10 (a
+    DataWarning on stderr); decoded here, no test's output depends on which test
+    happened to decode first.
+    """
+    import os
+    import warnings
+
+    from hw2.data import DataWarning, load_cifar10
+
+    saved = os.environ.get("HW2_CACHE_DIR")
+    os.environ["HW2_CACHE_DIR"] = env["HW2_CACHE_DIR"]
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", DataWarning)
+            load_cifar10(env["HW2_CIFAR10"])
+    finally:
+        if saved is None:
+            os.environ.pop("HW2_CACHE_DIR")
+        else:
+            os.environ["HW2_CACHE_DIR"] = saved
 
 
 @pytest.fixture(scope="session")

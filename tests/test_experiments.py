@@ -629,7 +629,7 @@ def test_the_runner_package_imports_one_way():
                 private = [a.name for a in node.names if a.name.startswith("_")]
                 assert not private, f"{name} imports private {private} from {target}"
         lines = (package / f"{name}.py").read_text().splitlines()
-        assert len(lines) <= 450, f"{name}.py has {len(lines)} lines"
+        assert len(lines) <= 500, f"{name}.py has {len(lines)} lines"
     import subprocess
     code = "import sys, hw2.experiments; print('torch' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)

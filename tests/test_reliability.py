@@ -31,6 +31,9 @@ ONE_THREAD = {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
 TINY_CIFAR_PER_CLASS = (4, 2)
 SMALL = dict(bs_train=8, filters_per_layer=[4], layers_per_block=1, hidden_dims=[8],
              device="cpu", early_stopping=0)
+# The same, as a grid file's hparams (the grid sets the widths and depths).
+SMALL_HP = {k: v for k, v in SMALL.items() if k not in ("filters_per_layer",
+                                                        "layers_per_block")}
 
 
 @pytest.fixture
@@ -91,7 +94,7 @@ def kill_after_first_epoch(monkeypatch):
 
 def test_a_sweep_never_shares_a_checkpoint_and_never_resumes_another_run(tiny_env, monkeypatch):
     grid = {"g": ex.Experiment.from_dict("g", {"model_type": "cnn", "grid": [[[4], [1]], [[6], [1]]],
-                                               "hparams": dict(SMALL, epochs=2)})}
+                                               "hparams": dict(SMALL_HP, epochs=2)})}
     shared = tiny_env / "ckpt" / "shared"
     jobs = sweep.sweep_jobs(["g"], {"checkpoints": str(shared), "out_dir": str(tiny_env / "out")},
                             grid=grid, protocol=None)
@@ -120,7 +123,8 @@ def test_a_sweep_never_shares_a_checkpoint_and_never_resumes_another_run(tiny_en
     import io
     stream = io.StringIO()
     assert sweep.run_sweep(jobs, ex.LocalExecutor(), stream=stream) == 0
-    assert "g_L1_K4: removed the checkpoint its finished run left behind" in stream.getvalue()
+    assert "seed42/g_L1_K4: removed the checkpoint its finished run left behind" in \
+        stream.getvalue()
     assert not a_ckpt.exists() and not b_ckpt.exists()
     b = ex.load_record(ex.result_path(jobs[1]))
     assert b["resumed_from_checkpoint"] is False and b["config"]["filters_per_layer"] == [6]
@@ -164,8 +168,8 @@ def bad_outputs(tmp_path: Path):
         (["-o", a_file / "sub"], "cannot create the output folder"),
         (["-o", "/proc/hw2-results"], "cannot create the output folder /proc/hw2-results"),
         (["-o", tmp_path / "ok", "--checkpoints", a_file / "ck"], "a_file is a file, not a folder"),
-        (["-o", tmp_path / "ok", "-n", "n" * 300], "characters"),
-        (["-o", tmp_path / "ok", "-K", *[8] * 130], "characters"),
+        (["-o", tmp_path / "ok", "-n", "n" * 300], "bytes"),
+        (["-o", tmp_path / "ok", "-K", *[8] * 130], "bytes"),
     ]
 
 
@@ -216,7 +220,7 @@ def test_a_read_only_folder_is_refused(tmp_path, monkeypatch):
 def write_grid(path: Path) -> Path:
     path.write_text(json.dumps({"tiny": {"model_type": "cnn",
                                          "grid": [[[4], [1, 2]], [[6], [1, 2]], [[8], [1]]],
-                                         "hparams": dict(SMALL, epochs=3)}}))
+                                         "hparams": dict(SMALL_HP, epochs=3)}}))
     return path
 
 
@@ -274,22 +278,26 @@ def test_a_corrupt_or_foreign_result_file_is_not_done(tiny_env, content, capsys)
     out.mkdir(parents=True)
     grid = tiny_env / "grid.json"
     grid.write_text(json.dumps({"tiny": {"model_type": "cnn", "grid": [[[4], [1]]],
-                                         "hparams": dict(SMALL, epochs=1)}}))
+                                         "hparams": dict(SMALL_HP, epochs=1)}}))
     (out / "tiny_L1_K4.json").write_text(content)
     sweep = ["sweep", "tiny", "--grid-file", str(grid), "-o", str(out.parent)]
     assert ex.main([*sweep, "--dry-run"]) == 0
-    assert capsys.readouterr().out.startswith("bad   tiny_L1_K4")
+    assert "\nbad   seed42/tiny_L1_K4 " in capsys.readouterr().out
     assert ex.main(sweep) == 0
     text = capsys.readouterr().out
     assert "tiny_L1_K4: result file" in text and "training it again" in text
     check_result_file(out / "tiny_L1_K4.json", epochs=1)
 
 
-def test_a_result_file_of_other_settings_is_not_done(tiny_env):
+def test_a_result_file_of_other_settings_is_not_done_and_never_replaced(tiny_env):
     out = tiny_env / "out"
     path = ex.run_experiment("r", out_dir=out, epochs=1, **SMALL)
     state, why = ex.result_state(ex.RunConfig(run_name="r", out_dir=str(out), epochs=2, **SMALL))
-    assert state == "invalid" and "epochs: 1 in the file, 2 wanted" in why
+    assert state == "other" and "epochs: 1 in the file, 2 wanted" in why
+    before = path.read_bytes()
+    with pytest.raises(ValueError, match="other settings.*never replaces it"):
+        sweep.run_job(ex.RunConfig(run_name="r", out_dir=str(out), epochs=2, **SMALL))
+    assert path.read_bytes() == before
     assert ex.result_state(ex.RunConfig(run_name="r", out_dir=str(out), epochs=1, **SMALL)) \
         == ("done", "")
     assert path.exists()
@@ -343,14 +351,14 @@ def test_a_bad_checkpoint_in_run_exp_is_named_with_the_remedy(tiny_env, damage):
         good = path.read_bytes()
         path.write_bytes(good[: len(good) // 2] if damage == "truncated" else b"\x00garbage")
     env = {k: os.environ[k] for k in ("HW2_CIFAR10", "HW2_CACHE_DIR")}
-    words = ["is not a file"] if damage == "folder" else ["cannot be read", "Delete it"]
+    words = ["is a folder"] if damage == "folder" else ["cannot be read", "Delete it"]
     one_line_error(cli(*RUN, "-o", tiny_env / "o", "--checkpoints", ckpt, "-d", "cpu",
                        env=env), "ck.pt", *words)
 
 
 def test_a_corrupt_checkpoint_in_a_sweep_says_it_can_be_deleted(tiny_env):
     grid = {"g": ex.Experiment.from_dict("g", {"model_type": "cnn", "grid": [[[4], [1]]],
-                                               "hparams": dict(SMALL, epochs=1)})}
+                                               "hparams": dict(SMALL_HP, epochs=1)})}
     jobs = sweep.sweep_jobs(["g"], {"out_dir": str(tiny_env / "out")}, grid=grid, protocol=None)
     Path(f"{jobs[0]['checkpoints']}.pt").parent.mkdir(parents=True, exist_ok=True)
     Path(f"{jobs[0]['checkpoints']}.pt").write_bytes(b"half a checkpoint")

@@ -3,7 +3,10 @@
 Every option of a run is generated from a field of :class:`RunConfig`: its
 type, its default and its comment (the help text). The original
 assignment's short flags (-n -o -s -K -L -P -H -M) stay. Bad input is one
-line on stderr and exit code 2; a run that fails is exit code 1.
+line on stderr and exit code 2; a run that fails is exit code 1. SIGTERM
+(``kill``, SLURM) and SIGINT (Ctrl-C) stop a run at once: its claim is
+released, its last checkpoint stays, one line says so, and the exit code is
+143 (SIGTERM) or 130 (SIGINT); the same command resumes.
 
     python -m hw2.experiments run-exp -n NAME -K 32 64 -L 2 -P 2 -H 100 -M resnet
     python -m hw2.experiments sweep exp1_1 exp1_2 --protocol cpu [--dry-run]
@@ -19,14 +22,17 @@ import json
 import sys
 import tokenize
 
+from hw2._io import WriteError
 from hw2.experiments import config as config_module
+from hw2.experiments.claims import Claim, stale_after_s, try_claim
 from hw2.experiments.config import (LR_SCHEDULES, MODEL_TYPES, OPTIMIZERS, PROTOCOLS,
-                                    RunConfig)
+                                    RunConfig, result_path)
 from hw2.experiments.executors import LocalExecutor
 from hw2.experiments.grid import get_protocol, resolve_grid
-from hw2.experiments.results import check_output_location, result_state, summary_line
+from hw2.experiments.results import check_output_location, summary_line
 from hw2.experiments.runner import build_model, run_config
-from hw2.experiments.sweep import run_sweep, sweep_jobs
+from hw2.experiments.sweep import (RunInterrupted, plan_sweep, run_sweep,
+                                   stop_on_signals, sweep_jobs)
 
 __all__ = ["build_parser", "run_options", "field_help", "executor_from_args", "main"]
 
@@ -261,7 +267,25 @@ def _cmd_run(args) -> int:
     if preset is not None:
         spec = {**preset.settings, **spec}
     cfg = RunConfig.from_dict(spec)
-    path = run_config(cfg, verbose=None)  # builds the model before it loads any data
+    stale_after_s()  # a bad $HW2_CLAIM_STALE_S fails here
+    # A bad model or output location fails before the claim (and any data); the
+    # claim keeps a second identical command from training into the same files.
+    model = build_model(cfg)
+    check_output_location(cfg, sum(p.numel() for p in model.parameters()))
+    folder = result_path(cfg).parent
+    made_folder = not folder.exists()
+    with stop_on_signals():
+        claim = try_claim(cfg)
+        if not isinstance(claim, Claim):
+            raise ValueError(f"{result_path(cfg)} is being trained by another process "
+                             f"({claim}); wait for it, or stop it first")
+        claim.start_heartbeat()
+        try:
+            path = run_config(cfg, verbose=None, heartbeat=claim.touch)
+        finally:
+            claim.release()
+            if made_folder and folder.is_dir() and not any(folder.iterdir()):
+                folder.rmdir()  # a run that failed leaves no empty folder behind
     print(f"wrote {path}: {summary_line(path)}")
     return 0
 
@@ -272,25 +296,24 @@ def _cmd_sweep(args) -> int:
     protocol = overrides.pop("protocol", None) or (None if args.grid_file else "gpu")
     jobs = sweep_jobs(args.experiments, overrides, grid=args.grid_file,
                       protocol=protocol, seeds=args.seeds)
-    # impossible configurations and output folders fail before training
-    for spec in jobs:
-        build_model(RunConfig.from_dict(spec))
-        if not args.dry_run:
-            check_output_location(RunConfig.from_dict(spec))
-    if args.dry_run:
-        for spec in jobs:
-            cfg = RunConfig.from_dict(spec)
-            state = result_state(cfg)[0]
-            state = {"done": "done", "missing": "todo"}.get(state, "bad ")
-            sizes = (f"{cfg.train_size or 'all'}/{cfg.val_size or 0}/"
-                     f"{cfg.test_size or 'all'}")
-            print(f"{state}  {cfg.file_stem:28s} {cfg.model_type:6s} "
-                  f"channels={len(cfg.channels)} P={cfg.resolved_pool_every} "
-                  f"epochs={cfg.epochs} bs={cfg.bs_train} lr={cfg.lr:g} "
-                  f"train/val/test={sizes}")
-        print(f"{len(jobs)} runs -> {RunConfig.from_dict(jobs[0]).resolved_out_dir}")
-        return 0
-    return run_sweep(jobs, executor_from_args(args), stream=sys.stdout)
+    if not args.dry_run:
+        return run_sweep(jobs, executor_from_args(args), stream=sys.stdout)
+    plan = plan_sweep(jobs)  # every check the sweep itself makes
+    for note in plan.notes:
+        print(note)
+    shown = {"done": "done", "missing": "todo", "invalid": "bad "}
+    for run in plan.runs:
+        cfg = RunConfig.from_dict(run.spec)
+        sizes = (f"{cfg.train_size or 'all'}/{cfg.val_size or 0}/"
+                 f"{cfg.test_size or 'all'}")
+        print(f"{shown[plan.states[run.name][0]]}  {run.name:36s} {cfg.model_type:6s} "
+              f"channels={len(cfg.channels)} P={cfg.resolved_pool_every} "
+              f"epochs={cfg.epochs} bs={cfg.bs_train} lr={cfg.lr:g} "
+              f"train/val/test={sizes}")
+    folders = sorted({str(r.result.parent) for r in plan.runs})
+    print(f"{len(plan.runs)} runs ({len(plan.todo)} to train) -> "
+          f"{folders[0] if len(folders) == 1 else f'{len(folders)} folders'}")
+    return 0
 
 
 def _cmd_list(args) -> int:
@@ -314,6 +337,9 @@ def main(argv: list[str] | None = None) -> int:
     except ValueError as e:  # bad configuration: one line, exit code 2, no traceback
         print(f"python -m hw2.experiments: error: {e}", file=sys.stderr)
         return 2
+    except WriteError as e:  # a full disk, say: the file and the disk, one line
+        print(f"python -m hw2.experiments: {e}", file=sys.stderr)
+        return 1
     except RuntimeError as e:
         from hw2.data import DataError
 
@@ -322,8 +348,9 @@ def main(argv: list[str] | None = None) -> int:
         # the message says how to provide the data
         print(f"python -m hw2.experiments: {e}", file=sys.stderr)
         return 1
-    except KeyboardInterrupt:
-        print("python -m hw2.experiments: interrupted (runs with checkpoints resume "
-              "when restarted)", file=sys.stderr)
-        return 130
-
+    except (KeyboardInterrupt, RunInterrupted) as e:
+        what = "SIGTERM" if isinstance(e, RunInterrupted) else "interrupted (SIGINT)"
+        print(f"python -m hw2.experiments: stopped by {what}; the claims are released "
+              f"and runs with checkpoints resume from their last finished epoch when "
+              f"restarted", file=sys.stderr)
+        return e.exit_code if isinstance(e, RunInterrupted) else 130

@@ -232,6 +232,9 @@ class RunConfig:
             c.fail("run_name",
                    "a file name prefix, not a path (out_dir names the folder)",
                    self.run_name, owner)
+        if any(ord(ch) < 32 or ord(ch) == 127 for ch in self.run_name):
+            c.fail("run_name", "a name without control characters (newlines, tabs)",
+                   self.run_name, owner)
         for name in ("out_dir", "checkpoints"):
             value = getattr(self, name)
             bad = not isinstance(value, str) or not value or "\0" in value
@@ -247,8 +250,8 @@ class RunConfig:
             c.positive_int(name, getattr(self, name), allow_none=True, owner=owner)
         c.non_negative_int("early_stopping", self.early_stopping, allow_none=True,
                            owner=owner)
-        c.positive_real("lr", self.lr, owner=owner)
-        c.real_in("reg", self.reg, 0, float("inf"), owner=owner)
+        c.positive_real("lr", self.lr, owner=owner, high=c.FLOAT32_MAX)
+        c.real_in("reg", self.reg, 0, c.FLOAT32_MAX, high_open=False, owner=owner)
         for name in ("filters_per_layer", "hidden_dims"):
             widths = c.int_list(name, getattr(self, name),
                                 allow_empty=name == "hidden_dims", owner=owner)

@@ -17,7 +17,8 @@ import time
 from typing import Sequence, TextIO
 
 from hw2.experiments.results import summary_line
-from hw2.experiments.sweep import Outcome, Run, run_job
+from hw2.experiments.device import resolve_device
+from hw2.experiments.sweep import Outcome, Run, RunInterrupted, run_job
 
 __all__ = ["LocalExecutor", "Progress"]
 
@@ -79,6 +80,9 @@ def _gpu_worker(gpu: int, jobs, reports) -> None:
             reports.put((gpu, name, True, summary_line(run_job(spec))))
         except Exception as e:  # report, and go on with the next job
             reports.put((gpu, name, False, f"{type(e).__name__}: {e}"))
+        except (RunInterrupted, KeyboardInterrupt) as e:  # the claim is released
+            reports.put((gpu, name, False, f"{type(e).__name__}: {e}"))
+            return
 
 
 class LocalExecutor:
@@ -123,6 +127,9 @@ class LocalExecutor:
             return self._execute_on_gpus(runs, gpu_ids)
         from hw2.data import load_cifar10
 
+        # A device this machine lacks fails before the data is loaded.
+        for device in sorted({r.spec.get("device", "auto") for r in runs}):
+            resolve_device(device)
         data = load_cifar10()  # once for the whole sweep; no data -> one clear error
         outcomes: dict[str, Outcome] = {}
         # 1. Every run nobody else is training; 2. then wait for the others'

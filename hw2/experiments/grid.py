@@ -13,6 +13,7 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from hw2._io import read_json
 from hw2.experiments.config import PROTOCOLS, Protocol, RunConfig, auto_pool_every
 
 __all__ = [
@@ -99,12 +100,39 @@ class Experiment:
                 runs.append(RunConfig.from_dict(spec))
         return runs
 
+    #: The keys of an experiment in a grid file.
+    FILE_KEYS = ("model_type", "grid", "hparams", "title", "why")
+    #: RunConfig fields an experiment's runs get from the experiment, the
+    #: protocol or the sweep, never from its hparams.
+    SET_BY_GRID = ("run_name", "model_type", "filters_per_layer", "layers_per_block",
+                   "protocol", "out_dir")
+
     @classmethod
     def from_dict(cls, name: str, d: dict) -> Experiment:
         """An experiment of a grid file.
 
-        Its entry is ``{model_type, grid, hparams?, title?, why?}``.
+        Its entry is ``{model_type, grid, hparams?, title?, why?}``; any other
+        key, or an hparams field the grid sets (:attr:`SET_BY_GRID`), is an
+        error that names it.
         """
+        if not isinstance(d, dict):
+            raise ValueError(f"experiment {name!r}: expected an object with "
+                             f"model_type and grid, got {type(d).__name__}")
+        unknown = sorted(set(d) - set(cls.FILE_KEYS))
+        if unknown:
+            raise ValueError(f"experiment {name!r}: unknown key(s) "
+                             f"{', '.join(map(repr, unknown))}; an experiment has "
+                             f"{', '.join(cls.FILE_KEYS)}")
+        hparams = d.get("hparams", {})
+        if not isinstance(hparams, dict):
+            raise ValueError(f"experiment {name!r}: hparams must be an object of "
+                             f"RunConfig fields, got {type(hparams).__name__}")
+        set_by_grid = sorted(set(hparams) & set(cls.SET_BY_GRID))
+        if set_by_grid:
+            raise ValueError(f"experiment {name!r}: hparams may not set "
+                             f"{', '.join(set_by_grid)}: the experiment sets it "
+                             f"(its name, model_type and grid; the protocol and the "
+                             f"output folder come from the command line)")
         try:
             grid = tuple((tuple(ks), tuple(ls)) for ks, ls in d["grid"])
             experiment = cls(name=name, title=d.get("title", name),
@@ -115,9 +143,12 @@ class Experiment:
                              f"[[K-list, L-list], ...] "
                              f"({type(e).__name__}: {e})") from None
         try:
-            experiment.runs(protocol=None)  # every grid point must be a valid RunConfig
+            runs = experiment.runs(protocol=None)  # every grid point a valid RunConfig
         except ValueError as e:
             raise ValueError(f"experiment {name!r}: {e}") from None
+        if not runs:
+            raise ValueError(f"experiment {name!r} has no runs: its grid must list "
+                             f"[K-list, L-list] pairs with at least one L")
         return experiment
 
 
@@ -323,6 +354,10 @@ def check_runs(check: Check, protocol: str | None = "cpu",
     return [study[stem].replace(**check.overrides) for stem in check.runs]
 
 
+#: The largest grid file read.
+GRID_MAX_BYTES = 4 << 20
+
+
 def load_grid_file(path: str | os.PathLike) -> dict[str, Experiment]:
     """Experiments from a JSON file.
 
@@ -333,14 +368,7 @@ def load_grid_file(path: str | os.PathLike) -> dict[str, Experiment]:
         ValueError: for every problem, naming the file.
     """
     path = Path(path)
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except OSError as e:
-        raise ValueError(f"cannot read grid file {path}: {e.strerror or e}") from None
-    except UnicodeDecodeError:
-        raise ValueError(f"grid file {path} is not a text file (not UTF-8)") from None
-    except json.JSONDecodeError as e:
-        raise ValueError(f"grid file {path} is not valid JSON: {e}") from None
+    data = read_json(path, what="grid file", max_bytes=GRID_MAX_BYTES)
     if not isinstance(data, dict) or not data:
         raise ValueError(f"grid file {path}: expected a JSON object of experiments")
     try:

@@ -22,7 +22,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from hw2._io import atomic_write, repo_root
+from hw2._io import atomic_write, describe_bytes, free_bytes, read_json, repo_root
 from hw2.experiments.config import RunConfig, result_path, results_dir, study_folder
 from hw2.experiments.grid import (Experiment, get_protocol, owned, resolve_grid,
                                   run_owners)
@@ -36,12 +36,16 @@ __all__ = [
     "load_experiment",
     "load_record",
     "result_state",
+    "identity_differences",
+    "run_bytes",
     "check_output_location",
     "experiment_status",
     "summary_line",
 ]
 
 RESULT_FORMAT = "hw2-experiment/1"
+#: The largest result file read (the book's are about 10 kB).
+RESULT_MAX_BYTES = 16 << 20
 _CURVES = ("train_loss", "train_acc", "test_loss", "test_acc")
 _VAL_CURVES = ("val_loss", "val_acc")
 
@@ -152,15 +156,8 @@ def _read(path: str | os.PathLike):
         raise ExperimentFileError(f"result file {path}: {name} is not strict JSON (a "
                                   f"diverged value is written as null)")
 
-    try:
-        record = json.loads(path.read_text(encoding="utf-8"),
-                            parse_constant=no_constants)
-    except OSError as e:
-        raise ExperimentFileError(f"cannot read result file {path}: "
-                                  f"{e.strerror or e}") from None
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise ExperimentFileError(f"result file {path} is corrupt or incomplete "
-                                  f"(not valid JSON: {e})") from None
+    record = read_json(path, what="result file", max_bytes=RESULT_MAX_BYTES,
+                       error=ExperimentFileError, parse_constant=no_constants)
     if not isinstance(record, dict) or not isinstance(record.get("config"), dict) \
             or not isinstance(record.get("results"), dict):
         raise ExperimentFileError(f"result file {path} is incomplete: it needs "
@@ -212,35 +209,81 @@ def _read(path: str | os.PathLike):
 
 # mkstemp's random part, and the ".tmp" of hw2._io.atomic_write's temporary files.
 _TEMP_EXTRA = len(".") + 8 + len(".tmp") + len(".")
+#: Room kept free beyond a run's files: the disk is shared with everything else.
+SPARE_BYTES = 8 << 20
 
 
-def check_output_location(cfg: RunConfig) -> None:
+def run_bytes(cfg: RunConfig, parameters: int | None = None) -> dict[Path, int]:
+    """``{folder: bytes}``: the most disk a run's files need at once, per folder.
+
+    The result file (about 2 kB plus 200 bytes per epoch, and its temporary
+    copy), and with checkpoints the checkpoint: ``parameters`` float32 values
+    three times (the weights and the two moments of Adam) plus 64 kB of
+    random-number and loader state, twice (the old file and its replacement).
+    """
+    result = result_path(cfg)
+    need = {result.parent: 2 * (2048 + 200 * cfg.epochs)}
+    if cfg.checkpoints:
+        ckpt = Path(f"{cfg.checkpoints}.pt").expanduser()
+        size = 2 * (3 * 4 * (parameters or 0) + (64 << 10))
+        need[ckpt.parent] = need.get(ckpt.parent, 0) + size
+    return need
+
+
+def check_output_location(cfg: RunConfig, parameters: int | None = None) -> None:
     """Check, before training, that a run's files can be written; ValueError if not.
 
-    The result folder (and the checkpoint's) must be a folder this process can
-    create and write into, and every file name the run will write -- the
-    result, its temporary file, the claim, the checkpoint and its temporary
-    file -- must fit the file system's name limit. So a typo in ``-o`` or a
-    long ``-n`` fails at once, not after hours of training.
+    1. The result folder (and the checkpoint's) must be a folder this process
+       can create and write into.
+    2. The result and checkpoint files must not be folders.
+    3. Every file name the run will write -- the result, its temporary file,
+       the claim, the checkpoint and its temporary file -- must fit the file
+       system's name limit, counted in bytes (UTF-8), as file systems count.
+    4. The disk must have room for them (:func:`run_bytes`, with the model's
+       ``parameters``) and :data:`SPARE_BYTES` besides.
+
+    So a typo in ``-o``, a long ``-n`` or a full disk fails at once, not after
+    hours of training.
     """
     result = result_path(cfg)
     names = {result.parent: [result.name, f".{result.stem}.claim"]}
+    targets = [result]
     if cfg.checkpoints:
         ckpt = Path(f"{cfg.checkpoints}.pt").expanduser()
         names.setdefault(ckpt.parent, []).append(ckpt.name)
+        targets.append(ckpt)
     for folder, files in names.items():
         _check_folder(folder)
         try:
-            limit = os.pathconf(folder, "PC_NAME_MAX")
+            limit = os.pathconf(folder if folder.exists() else _existing(folder),
+                                "PC_NAME_MAX")
         except (OSError, ValueError):
             limit = 255
         for name in files:
-            longest = len(name) + _TEMP_EXTRA + 1
-            if longest > limit:
-                raise ValueError(f"the file name {name[:40]}... is {len(name)} "
-                                 f"characters; with its temporary suffix it exceeds "
-                                 f"the {limit} this file system allows in {folder}: "
-                                 f"use a shorter run name (-n) or fewer widths (-K)")
+            size = len(name.encode("utf-8", "surrogateescape"))
+            if size + _TEMP_EXTRA + 1 > limit:
+                raise ValueError(f"the file name {name[:40]}... is {size} bytes; with "
+                                 f"its temporary suffix it exceeds the {limit} bytes "
+                                 f"this file system allows in {folder}: use a shorter "
+                                 f"run name (-n) or fewer widths (-K)")
+    for target in targets:
+        if target.is_dir():
+            raise ValueError(f"{target} is a folder: a run writes its file there; "
+                             f"remove or rename the folder")
+    for folder, need in run_bytes(cfg, parameters).items():
+        free = free_bytes(folder)
+        if free is not None and free < need + SPARE_BYTES:
+            raise ValueError(f"not enough free space for the run's files in {folder}: "
+                             f"{describe_bytes(free)} free, the run needs about "
+                             f"{describe_bytes(need)} and keeps "
+                             f"{describe_bytes(SPARE_BYTES)} spare; free some space "
+                             f"or choose another folder")
+
+
+def _existing(folder: Path) -> Path:
+    while not folder.exists() and folder != folder.parent:
+        folder = folder.parent
+    return folder
 
 
 def _check_folder(folder: Path) -> None:
@@ -279,11 +322,14 @@ def _check_folder(folder: Path) -> None:
 def result_state(cfg: RunConfig) -> tuple[str, str]:
     """``(state, reason)`` of a run's result file.
 
-    The state is ``'done'``, ``'missing'`` or ``'invalid'``. Done means a valid
-    result file of *this* run: it loads, and its configuration trains what
-    ``cfg`` trains (:meth:`RunConfig.identity`; the seed is compared only when
-    ``cfg`` fixes one). A corrupt file, or one of another run or other
-    settings, is ``'invalid'`` with the reason.
+    - ``'done'``: a valid result file of *this* run: it loads, and its
+      configuration trains what ``cfg`` trains (:meth:`RunConfig.identity`;
+      the seed is compared only when ``cfg`` fixes one);
+    - ``'missing'``: no file;
+    - ``'invalid'``: a corrupt file, or not a result file of hw2.experiments:
+      the run is trained again and the file replaced;
+    - ``'other'``: a valid result of other settings (another sweep's, say):
+      it is never replaced by a sweep; the reason names the differences.
     """
     path = result_path(cfg)
     if not path.exists():
@@ -296,15 +342,25 @@ def result_state(cfg: RunConfig) -> tuple[str, str]:
                                         if k not in ("channels",)})
     except (ExperimentFileError, ValueError, TypeError) as e:
         return "invalid", str(e)
-    want, have = cfg.identity(), recorded.identity()
-    if cfg.seed is None:
-        want.pop("seed"), have.pop("seed")
-    differ = sorted(k for k in want if want[k] != have.get(k))
+    differ = identity_differences(recorded.identity(), cfg.identity(),
+                                  compare_seed=cfg.seed is not None,
+                                  there="in the file")
     if differ:
-        shown = ", ".join(f"{k}: {have.get(k)!r} in the file, {want[k]!r} wanted"
-                          for k in differ[:3])
-        return "invalid", f"{path} holds a run with other settings ({shown})"
+        return "other", f"{path} holds a run with other settings ({differ})"
     return "done", ""
+
+
+def identity_differences(have: dict, want: dict, *, compare_seed: bool = True,
+                         there: str = "there", shown: int = 3) -> str:
+    """``epochs: 1 in the file, 2 wanted; ...`` for the fields two identities differ in.
+
+    An empty string when they agree (``compare_seed=False`` ignores the seed).
+    """
+    keys = sorted(k for k in {*have, *want} if have.get(k) != want.get(k)
+                  and (compare_seed or k != "seed"))
+    text = "; ".join(f"{k}: {have.get(k)!r} {there}, {want.get(k)!r} wanted"
+                     for k in keys[:shown])
+    return text + (f"; and {len(keys) - shown} more" if len(keys) > shown else "")
 
 
 def experiment_status(name: str, results_dir: str | os.PathLike | None = None, *,

@@ -52,19 +52,56 @@ __all__ = [
 # --------------------------------------------------------------------------
 
 def build_model(cfg: RunConfig):
-    """The model of a config, on the CPU. Bad model configurations raise ValueError."""
+    """The model of a config, on the CPU, tried once on a dummy batch.
+
+    A bad model configuration -- an unknown or impossible keyword, a stride of
+    0, a negative padding, an activation parameter of the wrong type -- fails
+    here with a ``ValueError`` naming the model and its keywords, before any
+    data is loaded: the model is built, then run in evaluation mode on two
+    blank images (the random number generators are left as they were).
+    """
+    import torch
+
     import hw2.cnn as cnn
 
     model_cls = getattr(cnn, MODEL_TYPES[cfg.model_type])
+    keywords = f" with model_kw {cfg.model_kw}" if cfg.model_kw else ""
     try:
-        return model_cls(IN_SIZE, NUM_CLASSES, cfg.channels, cfg.resolved_pool_every,
-                         cfg.hidden_dims, **cfg.model_kw)
-    except (TypeError, ValueError) as e:  # e.g. an unknown model keyword
-        raise ValueError(f"cannot build {model_cls.__name__}: {e}") from None
+        model = model_cls(IN_SIZE, NUM_CLASSES, cfg.channels, cfg.resolved_pool_every,
+                          cfg.hidden_dims, **cfg.model_kw)
+    except (TypeError, ValueError, ZeroDivisionError) as e:  # e.g. an unknown keyword
+        raise ValueError(f"cannot build {model_cls.__name__}{keywords}: "
+                         f"{_first_line(e)}") from None
     except RuntimeError as e:  # e.g. a width whose weights do not fit in memory
         raise ValueError(f"cannot build {model_cls.__name__} with channels "
                          f"{cfg.filters_per_layer} and hidden_dims {cfg.hidden_dims}: "
-                         f"{str(e).splitlines()[0]}") from None
+                         f"{_first_line(e)}") from None
+    try:
+        with torch.no_grad(), _eval_mode(model):
+            scores = model(torch.zeros(2, *IN_SIZE))
+    except Exception as e:  # noqa: BLE001 - any failure is the configuration's
+        raise ValueError(f"{model_cls.__name__}{keywords} fails on a batch of "
+                         f"{IN_SIZE[1]}x{IN_SIZE[2]} images: {type(e).__name__}: "
+                         f"{_first_line(e)}") from None
+    if tuple(scores.shape) != (2, NUM_CLASSES):
+        raise ValueError(f"{model_cls.__name__}{keywords} gives scores of shape "
+                         f"{tuple(scores.shape)}, not (batch, {NUM_CLASSES})")
+    return model
+
+
+def _first_line(error: BaseException) -> str:
+    return str(error).strip().splitlines()[0] if str(error).strip() else ""
+
+
+@contextlib.contextmanager
+def _eval_mode(model):
+    """Evaluation mode for the block (BatchNorm statistics untouched), then back."""
+    was_training = model.training
+    model.eval()
+    try:
+        yield
+    finally:
+        model.train(was_training)
 
 
 def describe_model(model) -> dict[str, Any]:
@@ -290,11 +327,18 @@ def run_config(cfg: RunConfig, *, data=None, verbose: bool | None = None,
 
     import hw2
     from hw2.data import load_cifar10
+    from hw2.training import checkpoint_seed
 
     t_start = time.perf_counter()
-    # 1. device, seed
+    # 1. device, seed: a drawn seed is recorded in the checkpoint, and a resume
+    #    of such a run takes it from there (the same data, the same batches)
     device = resolve_device(cfg.device)
-    seed = cfg.seed if cfg.seed is not None else random.randrange(2**31)
+    ckpt_file = Path(f"{cfg.checkpoints}.pt") if cfg.checkpoints else None
+    seed = cfg.seed
+    if seed is None and ckpt_file is not None:
+        seed = checkpoint_seed(ckpt_file)
+    if seed is None:
+        seed = random.randrange(2**31)
     configure_backends(device)
     random.seed(seed)
     torch.manual_seed(seed)
@@ -303,8 +347,8 @@ def run_config(cfg: RunConfig, *, data=None, verbose: bool | None = None,
     provenance = code_provenance()
     model = build_model(cfg)
     model_info = describe_model(model)
-    # a bad folder or file name fails before any data or training
-    check_output_location(cfg)
+    # a bad folder or file name, or a full disk, fails before any data or training
+    check_output_location(cfg, model_info["parameters"])
 
     # 3. data, optimizer and trainer
     if data is None:
@@ -316,7 +360,6 @@ def run_config(cfg: RunConfig, *, data=None, verbose: bool | None = None,
     trainer = build_trainer(cfg, model, device, steps_per_epoch)
 
     # 4. train
-    ckpt_file = Path(f"{cfg.checkpoints}.pt") if cfg.checkpoints else None
     resumed = bool(ckpt_file and ckpt_file.exists())
     if ckpt_file:
         ckpt_file.parent.mkdir(parents=True, exist_ok=True)
@@ -330,7 +373,8 @@ def run_config(cfg: RunConfig, *, data=None, verbose: bool | None = None,
                               checkpoints=cfg.checkpoints,
                               early_stopping=cfg.early_stopping or None,
                               max_batches=cfg.batches, verbose=verbose,
-                              dl_val=timed_val, run_identity=cfg.identity(),
+                              dl_val=timed_val,
+                              run_identity={**cfg.identity(), "seed": seed},
                               on_epoch=heartbeat)
 
     # Training throughput of the epochs run in this process. Images per

@@ -12,7 +12,9 @@ from __future__ import annotations
 import contextlib
 import os
 import re
+import signal
 import sys
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,21 +22,25 @@ from typing import Any, Iterable, Protocol as TypingProtocol, TextIO
 
 from hw2 import _checks
 from hw2._io import temp_glob
-from hw2.experiments.claims import Claim, try_claim
+from hw2.experiments.claims import Claim, remove_if_orphan, stale_after_s, try_claim
 from hw2.experiments.config import RunConfig, result_path, results_dir
 from hw2.experiments.grid import (CHECKS, Experiment, check_runs, get_protocol, owned,
                                   resolve_grid, run_owners)
-from hw2.experiments.results import result_state
-from hw2.experiments.runner import checkpoint_prefix, run_config
+from hw2.experiments.results import check_output_location, result_state
+from hw2.experiments.runner import build_model, checkpoint_prefix, run_config
 
 __all__ = [
     "sweep_jobs",
+    "RunInterrupted",
+    "stop_on_signals",
     "run_job",
     "remove_orphan_checkpoint",
     "Run",
     "Outcome",
     "Executor",
     "plan_run",
+    "Plan",
+    "plan_sweep",
     "run_sweep",
     "error_summary",
 ]
@@ -130,6 +136,8 @@ def sweep_jobs(names, overrides: dict | None = None, *,
                 own_ckpt = given.with_name(f"{given.name}{own_ckpt.name}")
             cfg = cfg.replace(checkpoints=os.fspath(own_ckpt))
             jobs.append(cfg.to_dict())
+    if not jobs:
+        raise ValueError(f"{', '.join(names)}: no runs to plan")
     return jobs
 
 
@@ -137,42 +145,99 @@ def sweep_jobs(names, overrides: dict | None = None, *,
 POLL_S = 10.0
 
 
+class RunInterrupted(BaseException):
+    """SIGTERM (``kill``, SLURM's scancel or preemption) stopped a run.
+
+    A ``BaseException``, as ``KeyboardInterrupt`` (SIGINT, Ctrl-C) is, so that
+    no ``except Exception`` takes it for a failed run: it ends the sweep. The
+    claim is released on the way out and the last checkpoint stays, so a
+    restart resumes at once. The command line exits with :attr:`exit_code`.
+    """
+
+    def __init__(self, signum: int):
+        super().__init__(f"stopped by signal {signal.Signals(signum).name}")
+        self.signum = signum
+
+    @property
+    def exit_code(self) -> int:
+        """``128 + signal number``, as shells report a process a signal ended: 143."""
+        return 128 + self.signum
+
+
+@contextlib.contextmanager
+def stop_on_signals():
+    """While the block runs, SIGTERM raises :class:`RunInterrupted`.
+
+    SIGINT raises ``KeyboardInterrupt`` as Python always does. Either unwinds
+    the run at once: the files a run writes are atomic (complete or absent),
+    the claim is released by :func:`run_job`, the checkpoint of the last
+    finished epoch stays. Outside the main thread (where no handler can be
+    set) it does nothing. The previous handler is put back afterwards.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(signum, frame):
+        raise RunInterrupted(signum)
+
+    previous = signal.signal(signal.SIGTERM, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
 def run_job(spec: dict | RunConfig, *, skip_existing: bool = True, data=None,
             verbose: bool | None = False, wait: bool = True,
             log=lambda text: None) -> Path | None:
     """Run one job spec, unless its valid result exists or another process trains it.
 
-    1. A run whose valid result file exists is skipped.
+    1. A run whose valid result file exists is skipped; a result of other
+       settings is refused (``ValueError``), never replaced.
     2. The run is claimed (:mod:`hw2.experiments.claims`). If another live
        process holds the claim, this waits for that run's result (or for the
        claim to go stale, and then takes it over); with ``wait=False`` it
-       returns None at once.
-    3. The run trains, beating the claim's heartbeat every epoch, and the
-       claim is released whatever happens.
+       returns None at once. A live claim of other settings is refused
+       (:class:`~hw2.experiments.claims.ClaimConflict`).
+    3. The run trains while a thread beats the claim's heartbeat, and the
+       claim is released whatever happens, SIGTERM included
+       (:func:`stop_on_signals`).
 
     Independent of every other job: the spec holds the whole configuration.
     Returns the result file's path (None: claimed elsewhere, not waited for).
     """
     cfg = spec if isinstance(spec, RunConfig) else RunConfig.from_dict(spec)
+
+    def finished() -> bool:
+        state, reason = result_state(cfg)
+        if state == "other":
+            raise ValueError(f"{reason}; a sweep never replaces it: remove the file or "
+                             f"choose another folder (-o)")
+        return skip_existing and state == "done"
+
     said = False
-    while True:
-        if skip_existing and result_state(cfg)[0] == "done":
-            return result_path(cfg)
-        claim = try_claim(cfg)
-        if isinstance(claim, Claim):
-            break
-        if not wait:
-            return None
-        if not said:
-            log(f"{cfg.file_stem}: being trained by {claim}; waiting for its result")
-            said = True
-        time.sleep(POLL_S)
-    try:
-        if skip_existing and result_state(cfg)[0] == "done":  # finished while we looked
-            return result_path(cfg)
-        return run_config(cfg, data=data, verbose=verbose, heartbeat=claim.touch)
-    finally:
-        claim.release()
+    with stop_on_signals():
+        while True:
+            if finished():
+                return result_path(cfg)
+            claim = try_claim(cfg)
+            if isinstance(claim, Claim):
+                break
+            if not wait:
+                return None
+            if not said:
+                log(f"{cfg.file_stem}: being trained by {claim}; waiting for its "
+                    f"result")
+                said = True
+            time.sleep(POLL_S)
+        claim.start_heartbeat()
+        try:
+            if finished():  # finished while we looked
+                return result_path(cfg)
+            return run_config(cfg, data=data, verbose=verbose, heartbeat=claim.touch)
+        finally:
+            claim.release()
 
 
 def remove_orphan_checkpoint(cfg: RunConfig) -> bool:
@@ -286,17 +351,79 @@ def _runs(n: int) -> str:
     return f"{n} run" if n == 1 else f"{n} runs"
 
 
+@dataclass
+class Plan:
+    """What a sweep will do: its runs, and the state of each one's result file.
+
+    Attributes:
+        runs: every run, in order.
+        states: ``{run name: (state, reason)}`` (see
+            :func:`~hw2.experiments.results.result_state`).
+        notes: what planning found and did (a corrupt file to replace, a
+            leftover checkpoint or claim removed).
+    """
+
+    runs: list[Run]
+    states: dict[str, tuple[str, str]]
+    notes: list[str]
+
+    @property
+    def todo(self) -> list[Run]:
+        return [r for r in self.runs if self.states[r.name][0] != "done"]
+
+
+def plan_sweep(jobs: Iterable[dict | RunConfig]) -> Plan:
+    """Every check a sweep makes before it trains anything; the dry run's too.
+
+    1. Plan every run; two runs writing one result file are an error.
+    2. Read each result file: a valid one of this run is done; a corrupt one
+       is trained again (and replaced); a valid one of *other settings* is an
+       error (a sweep never replaces another's results).
+    3. Every run to train builds its model and runs it on a dummy batch
+       (:func:`~hw2.experiments.runner.build_model`), and its files must be
+       writable, fit their names and the disk
+       (:func:`~hw2.experiments.results.check_output_location`).
+    4. Finished runs lose the checkpoint and the claim a kill left behind.
+
+    Raises:
+        ValueError: the first problem, named.
+    """
+    stale_after_s()  # a bad $HW2_CLAIM_STALE_S fails here, before any training
+    runs = [plan_run(spec) for spec in jobs]
+    names = [r.result for r in runs]
+    dup = sorted({str(n) for n in names if names.count(n) > 1})
+    if dup:
+        raise ValueError(f"the sweep holds several runs writing the same result file: "
+                         f"{', '.join(dup)}")
+    states, notes = {}, []
+    for run in runs:
+        cfg = RunConfig.from_dict(run.spec)
+        state, reason = states[run.name] = result_state(cfg)
+        if state == "other":
+            raise ValueError(f"{reason}; a sweep never replaces it: remove the file or "
+                             f"choose another folder (-o)")
+        if state == "invalid":
+            notes.append(f"{run.name}: {reason}; training it again (the file is "
+                         f"replaced when the run finishes)")
+        if state != "done":
+            model = build_model(cfg)  # a bad model configuration fails here
+            check_output_location(cfg, sum(p.numel() for p in model.parameters()))
+            continue
+        if remove_orphan_checkpoint(cfg):
+            notes.append(f"{run.name}: removed the checkpoint its finished run left "
+                         f"behind")
+        if remove_if_orphan(cfg):
+            notes.append(f"{run.name}: removed the claim its finished run left behind")
+    return Plan(runs, states, notes)
+
+
 def run_sweep(jobs: Iterable[dict | RunConfig], executor: Executor, *,
               stream: TextIO | None = None) -> int:
     """Run a sweep's job specs with an executor.
 
-    1. Plan every run; two runs writing one result file are an error.
-    2. Skip the runs whose valid result file exists; a corrupt or foreign
-       file is named, and its run is trained again.
-    3. Remove the checkpoints finished runs left behind (a kill between a
-       result's write and its checkpoint's removal).
-    4. Hand the rest to ``executor.execute`` and print one line per failure
-       (its error and its log) and a summary.
+    1. Plan it (:func:`plan_sweep`): every check before any training.
+    2. Hand the runs without a result to ``executor.execute`` and print one
+       line per failure (its error and its log) and a summary.
 
     Returns:
         The exit code: 0 when all results exist.
@@ -304,24 +431,10 @@ def run_sweep(jobs: Iterable[dict | RunConfig], executor: Executor, *,
     stream = stream if stream is not None else sys.stderr
     if getattr(executor, "stream", None) is None:
         executor.stream = stream
-    runs = [plan_run(spec) for spec in jobs]
-    names = [r.result for r in runs]
-    dup = sorted({str(n) for n in names if names.count(n) > 1})
-    if dup:
-        raise ValueError(f"the sweep holds several runs writing the same result file: "
-                         f"{', '.join(dup)}")
-    todo = []
-    for run in runs:
-        cfg = RunConfig.from_dict(run.spec)
-        state, reason = result_state(cfg)
-        if state == "invalid":
-            print(f"[{executor.name}] {run.name}: {reason}; training it again "
-                  f"(the file is replaced when the run finishes)", file=stream)
-        if state != "done":
-            todo.append(run)
-        elif remove_orphan_checkpoint(cfg):
-            print(f"[{executor.name}] {run.name}: removed the checkpoint its finished "
-                  f"run left behind", file=stream)
+    plan = plan_sweep(jobs)
+    runs, todo = plan.runs, plan.todo
+    for note in plan.notes:
+        print(f"[{executor.name}] {note}", file=stream)
     print(f"[{executor.name}] sweep of {_runs(len(runs))}: "
           f"{len(runs) - len(todo)} already have result files (skipped), "
           f"{len(todo)} to run", file=stream, flush=True)
@@ -344,4 +457,3 @@ def run_sweep(jobs: Iterable[dict | RunConfig], executor: Executor, *,
         summary += f", {len(submitted)} submitted"
     print(summary, file=stream, flush=True)
     return 1 if failed else 0
-
