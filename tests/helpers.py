@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import subprocess
 import textwrap
 from pathlib import Path
 
@@ -78,3 +79,43 @@ def recording_env(tmp_path: Path, tiny_cifar: dict) -> dict:
     return {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", **tiny_cifar,
             "PYTHONPATH": path,
             "HW2_TEST_RUN_LOG": str(tmp_path / "runs.log")}
+
+
+def one_line_error(r: subprocess.CompletedProcess, *words: str) -> str:
+    """Exit code 2, one line on stderr naming ``words``, no traceback."""
+    lines = r.stderr.strip().splitlines()
+    assert r.returncode == 2, (r.returncode, r.stdout, r.stderr)
+    assert len(lines) == 1 and "Traceback" not in r.stderr, r.stderr
+    for word in words:
+        assert word in lines[0], (word, lines[0])
+    return lines[0]
+
+
+class Killed(BaseException):
+    """Stands for SIGKILL at a chosen point of a run (not an Exception: nothing catches it)."""
+
+
+def kill_after_result_is_written(monkeypatch):
+    """The process dies right after the result file is renamed into place, before its
+    checkpoint is removed."""
+    from hw2.experiments import runner
+
+    real = runner.write_result
+
+    def write_then_die(path, record):
+        real(path, record)
+        raise Killed
+
+    monkeypatch.setattr(runner, "write_result", write_then_die)
+
+
+def kill_after_first_epoch(monkeypatch):
+    from hw2.training import Trainer
+
+    real = Trainer.save_checkpoint
+
+    def save_then_die(self, *args, **kwargs):
+        real(self, *args, **kwargs)
+        raise Killed
+
+    monkeypatch.setattr(Trainer, "save_checkpoint", save_then_die)

@@ -19,7 +19,8 @@ from pathlib import Path
 
 import pytest
 
-from helpers import check_result_file, recording_env
+from helpers import (Killed, check_result_file, kill_after_first_epoch,
+                     kill_after_result_is_written, one_line_error, recording_env)
 from hw2 import experiments as ex
 from hw2.experiments import runner, sweep
 
@@ -48,44 +49,6 @@ def cli(*args, env=None, timeout=120) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "hw2.experiments", *map(str, args)],
                           capture_output=True, text=True, timeout=timeout,
                           env={**os.environ, **ONE_THREAD, **(env or {})})
-
-
-def one_line_error(r: subprocess.CompletedProcess, *words: str) -> str:
-    """Exit code 2, one line on stderr naming ``words``, no traceback."""
-    lines = r.stderr.strip().splitlines()
-    assert r.returncode == 2, (r.returncode, r.stdout, r.stderr)
-    assert len(lines) == 1 and "Traceback" not in r.stderr, r.stderr
-    for word in words:
-        assert word in lines[0], (word, lines[0])
-    return lines[0]
-
-
-class Killed(BaseException):
-    """Stands for SIGKILL at a chosen point of a run (not an Exception: nothing catches it)."""
-
-
-def kill_after_result_is_written(monkeypatch):
-    """The process dies right after the result file is renamed into place, before its
-    checkpoint is removed."""
-    real = runner.write_result
-
-    def write_then_die(path, record):
-        real(path, record)
-        raise Killed
-
-    monkeypatch.setattr(runner, "write_result", write_then_die)
-
-
-def kill_after_first_epoch(monkeypatch):
-    from hw2.training import Trainer
-
-    real = Trainer.save_checkpoint
-
-    def save_then_die(self, *args, **kwargs):
-        real(self, *args, **kwargs)
-        raise Killed
-
-    monkeypatch.setattr(Trainer, "save_checkpoint", save_then_die)
 
 
 # --------------------------------------------------------------------------

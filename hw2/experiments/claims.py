@@ -40,7 +40,8 @@ from hw2.experiments.config import RunConfig, result_path
 from hw2.experiments.results import identity_differences
 
 __all__ = ["STALE_AFTER_S", "MIN_STALE_S", "stale_after_s", "heartbeat_s", "Claim",
-           "ClaimConflict", "claim_path", "try_claim", "remove_if_orphan"]
+           "ClaimConflict", "claim_path", "try_claim", "check_conflict",
+           "remove_if_orphan"]
 
 #: Seconds without a heartbeat after which another host's claim is stale.
 STALE_AFTER_S = 3600.0
@@ -188,14 +189,7 @@ def try_claim(cfg: RunConfig) -> Claim | str:
         except FileExistsError:
             holder = _read(path)
             if not _stale(path, holder):
-                if isinstance(holder.get("run"), dict) and holder["run"] != identity:
-                    differ = identity_differences(holder["run"], identity,
-                                                  there="there")
-                    raise ClaimConflict(
-                        f"{result_path(cfg)} is being trained by another process "
-                        f"({describe(holder)}) with other settings ({differ}): two "
-                        f"sweeps with different options cannot share a folder; use "
-                        f"another folder (-o) or the same options")
+                check_conflict(cfg, holder)
                 return describe(holder)
             # Take the stale claim over: only one process can rename it away.
             tomb = path.with_name(f"{path.name}.stale.{token}")
@@ -215,6 +209,30 @@ def try_claim(cfg: RunConfig) -> Claim | str:
                        "token": token, "run": identity}, f)
         return Claim(path, token)
     return describe(_read(path))
+
+
+def check_conflict(cfg: RunConfig, holder: dict | None = None) -> None:
+    """Refuse a run whose live claim was taken with other settings.
+
+    ``holder`` is the claim's content (read from the run's claim file when
+    None; a missing or stale claim conflicts with nothing).
+
+    Raises:
+        ClaimConflict: naming the file, the holder and the settings that differ.
+    """
+    if holder is None:
+        path = claim_path(cfg)
+        holder = _read(path)
+        if not holder or _stale(path, holder):
+            return
+    identity = cfg.identity()
+    if isinstance(holder.get("run"), dict) and holder["run"] != identity:
+        differ = identity_differences(holder["run"], identity, there="there")
+        raise ClaimConflict(
+            f"{result_path(cfg)} is being trained by another process "
+            f"({describe(holder)}) with other settings ({differ}): two sweeps with "
+            f"different options cannot share a folder; use another folder (-o) or "
+            f"the same options")
 
 
 def remove_if_orphan(cfg: RunConfig) -> bool:

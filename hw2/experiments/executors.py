@@ -18,7 +18,7 @@ from typing import Sequence, TextIO
 
 from hw2.experiments.results import summary_line
 from hw2.experiments.device import resolve_device
-from hw2.experiments.sweep import Outcome, Run, RunInterrupted, run_job
+from hw2.experiments.sweep import ClaimConflict, Outcome, Run, RunInterrupted, run_job
 
 __all__ = ["LocalExecutor", "Progress"]
 
@@ -143,6 +143,8 @@ class LocalExecutor:
                     self._log(f"{tag} ...")
                 try:
                     path = run_job(run.spec, data=data, wait=wait, log=self._log)
+                except ClaimConflict:
+                    raise  # another sweep with other settings: stop this one
                 except Exception as e:  # report, and go on with the next job
                     self._log(f"{tag}: FAILED {type(e).__name__}: {e}")
                     outcomes[run.name] = Outcome(run, "failed",

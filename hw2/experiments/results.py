@@ -262,7 +262,8 @@ def check_output_location(cfg: RunConfig, parameters: int | None = None) -> None
         for name in files:
             size = len(name.encode("utf-8", "surrogateescape"))
             if size + _TEMP_EXTRA + 1 > limit:
-                raise ValueError(f"the file name {name[:40]}... is {size} bytes; with "
+                shown = name if len(name) <= 48 else f"{name[:30]}...{name[-15:]}"
+                raise ValueError(f"the file name {shown} is {size} bytes; with "
                                  f"its temporary suffix it exceeds the {limit} bytes "
                                  f"this file system allows in {folder}: use a shorter "
                                  f"run name (-n) or fewer widths (-K)")

@@ -22,7 +22,8 @@ from typing import Any, Iterable, Protocol as TypingProtocol, TextIO
 
 from hw2 import _checks
 from hw2._io import temp_glob
-from hw2.experiments.claims import Claim, remove_if_orphan, stale_after_s, try_claim
+from hw2.experiments.claims import (Claim, ClaimConflict, check_conflict,
+                                    remove_if_orphan, stale_after_s, try_claim)
 from hw2.experiments.config import RunConfig, result_path, results_dir
 from hw2.experiments.grid import (CHECKS, Experiment, check_runs, get_protocol, owned,
                                   resolve_grid, run_owners)
@@ -32,6 +33,7 @@ from hw2.experiments.runner import build_model, checkpoint_prefix, run_config
 __all__ = [
     "sweep_jobs",
     "RunInterrupted",
+    "ClaimConflict",
     "stop_on_signals",
     "run_job",
     "remove_orphan_checkpoint",
@@ -117,19 +119,21 @@ def sweep_jobs(names, overrides: dict | None = None, *,
         return [(cfg, seeds or list(check.seeds), folder / "checks" / check.name)
                 for cfg in check_runs(check, protocol, overrides, experiments)]
 
-    plans = [plan for name in names for plan in planned(name)]
-    jobs, seen = [], set()
-    for seed in dict.fromkeys(s for _, own, _ in plans for s in own):  # in order
+    plans = [(name, plan) for name in dict.fromkeys(names) for plan in planned(name)]
+    jobs, seen = [], {}
+    for seed in dict.fromkeys(s for _, (_, own, _) in plans for s in own):  # in order
         if seed is None:
             raise ValueError("a sweep trains fixed seeds (its folders are named after "
                              "them): the grid's seed is null; give --seeds N ...")
-        for cfg, own, where in plans:
+        for listed_by, (cfg, own, where) in plans:
             if seed not in own:
                 continue
             cfg = cfg.replace(seed=seed, out_dir=os.fspath(where / f"seed{seed}"))
-            if result_path(cfg) in seen:  # a network two experiments list: once
+            # A network two experiments list is one job; a grid that lists one
+            # point twice is left for plan_sweep to refuse.
+            if seen.get(result_path(cfg), listed_by) != listed_by:
                 continue
-            seen.add(result_path(cfg))
+            seen[result_path(cfg)] = listed_by
             own_ckpt = checkpoint_prefix(cfg)  # <out_dir>/.<run>.<hash>.ckpt
             if cfg.checkpoints is not None:
                 given = Path(cfg.checkpoints).expanduser().resolve()
@@ -379,7 +383,9 @@ def plan_sweep(jobs: Iterable[dict | RunConfig]) -> Plan:
     2. Read each result file: a valid one of this run is done; a corrupt one
        is trained again (and replaced); a valid one of *other settings* is an
        error (a sweep never replaces another's results).
-    3. Every run to train builds its model and runs it on a dummy batch
+    3. A run another live sweep trains with other settings is refused
+       (:class:`~hw2.experiments.claims.ClaimConflict`). Every run to train
+       builds its model and runs it on a dummy batch
        (:func:`~hw2.experiments.runner.build_model`), and its files must be
        writable, fit their names and the disk
        (:func:`~hw2.experiments.results.check_output_location`).
@@ -406,6 +412,7 @@ def plan_sweep(jobs: Iterable[dict | RunConfig]) -> Plan:
             notes.append(f"{run.name}: {reason}; training it again (the file is "
                          f"replaced when the run finishes)")
         if state != "done":
+            check_conflict(cfg)  # another live sweep trains it with other settings
             model = build_model(cfg)  # a bad model configuration fails here
             check_output_location(cfg, sum(p.numel() for p in model.parameters()))
             continue
