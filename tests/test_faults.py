@@ -150,7 +150,8 @@ def test_a_drawn_seed_is_kept_by_the_checkpoint_and_the_resume_uses_it(tiny_env,
 def test_a_grid_file_with_a_wrong_key_is_refused_naming_it(tmp_path, entry, words):
     path = grid_file(tmp_path / "g.json", {"g": entry})
     for extra in ([], ["--dry-run"]):
-        one_line_error(cli("sweep", "g", "--grid-file", path, *extra), "g.json", *words)
+        one_line_error(cli("sweep", "g", "--grid-file", path, "-o", tmp_path / "o", *extra,
+                           env=no_data_env(tmp_path)), "g.json", *words)
 
 
 # --------------------------------------------------------------------------
