@@ -11,13 +11,31 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import IO, Any
 
-__all__ = ["repo_root", "temp_prefix", "temp_glob", "atomic_write", "WriteError",
-           "free_bytes", "describe_bytes", "read_json", "JSON_MAX_DEPTH"]
+__all__ = ["repo_root", "in_checkout", "book_path", "temp_prefix", "temp_glob",
+           "atomic_write", "WriteError", "free_bytes", "describe_bytes", "read_json",
+           "JSON_MAX_DEPTH"]
 
 
 def repo_root() -> Path:
     """The folder holding the ``hw2`` package (the repository root in a checkout)."""
     return Path(__file__).resolve().parent.parent
+
+
+def in_checkout() -> bool:
+    """Whether ``hw2`` is imported from the book's repository (not an installed wheel)."""
+    root = repo_root()
+    return (root / "_toc.yml").is_file() and (root / "book").is_dir()
+
+
+def book_path(relative: str | os.PathLike) -> Path:
+    """A file of the book's repository: in the checkout, else the wheel's copy.
+
+    ``book_path("results/cpu")``, ``book_path("book/part3/experiments.md")``: a
+    wheel of ``hw2`` carries the book's committed data under ``hw2/_book/`` (see
+    ``setup.py``), so the chapters' notebooks run without a checkout.
+    """
+    base = repo_root() if in_checkout() else Path(__file__).resolve().parent / "_book"
+    return base / relative
 
 
 def temp_prefix(name: str) -> str:

@@ -12,12 +12,13 @@ read when the attribute is first used and turned into plain Markdown:
 1. code cells are left out (the book runs them; the answer is the prose);
 2. a glued number (``{glue:text}`name:.1f```) becomes its value, read from
    the executed chapter of the built book (``_build/``) when there is one,
-   and a bracketed note naming the value otherwise;
+   and else from :data:`VALUES_FILE`, which the last build wrote (so a plain
+   checkout, or an installed wheel, shows the numbers too);
 3. citations become author–year text, cross-references their text, figures
    their caption.
 
-So an answer changes only where the book changes. Reading the chapters needs
-the repository checkout (the package installed with ``pip install -e .``).
+So an answer changes only where the book changes. The chapters are read from
+the checkout, or from the copy a wheel of ``hw2`` carries (``hw2._io.book_path``).
 """
 from __future__ import annotations
 
@@ -27,11 +28,14 @@ import json
 import re
 from pathlib import Path
 
-from hw2._io import repo_root
+from hw2._io import atomic_write, book_path, repo_root
 
 __all__ = [
     "ANSWERS",
+    "VALUES_FILE",
     "answer",
+    "built_values",
+    "refresh_values",
     "part2_overfit_hp",
     "part2_optim_hp",
     "part2_dropout_hp",
@@ -116,7 +120,7 @@ def __dir__() -> list[str]:
 
 @functools.lru_cache(maxsize=None)
 def _answer_text(chapter: str, label: str) -> str:
-    path = repo_root() / chapter
+    path = book_path(chapter)
     try:
         source = path.read_text(encoding="utf-8")
     except OSError as e:
@@ -244,6 +248,8 @@ def _glue_value(body: str, chapter: str) -> str:
     key, _, fmt = rest.partition(":")
     notebook = (Path(chapter).parent / source_doc).with_suffix(".ipynb").as_posix()
     value = _built_glue(notebook).get(key)
+    if value is None:  # no built book: the values the last build recorded
+        value = _recorded_values().get(notebook, {}).get(key)
     if value is None:
         return f"[{key}: computed when the book is built]"
     try:
@@ -284,10 +290,77 @@ def _built_glue(notebook: str) -> dict:
     return values
 
 
+#: The glued numbers the answers quote, as the last book build computed them:
+#: ``{notebook: {name: value}}``. The build refreshes it (:func:`refresh_values`),
+#: and the site suite checks the committed copy against the build.
+VALUES_FILE = Path(__file__).with_name("answer_values.json")
+
+
+def _glue_references(chapter: str, label: str) -> list[tuple[str, str]]:
+    """``(notebook, name)`` of every glued value the answer's section quotes."""
+    source = book_path(chapter).read_text(encoding="utf-8")
+    found = []
+    for line in _section(source, label, chapter):
+        for m in _ROLE.finditer(line):
+            if m.group("role") not in ("glue:text", "glue", "glue:any"):
+                continue
+            source_doc, sep, rest = m.group("body").partition("::")
+            if not sep:
+                source_doc, rest = Path(chapter).name, m.group("body")
+            notebook = (Path(chapter).parent / source_doc).with_suffix(".ipynb")
+            found.append((notebook.as_posix(), rest.partition(":")[0]))
+    return found
+
+
+def built_values() -> dict[str, dict]:
+    """``{notebook: {name: value}}`` of every value the answers quote, from ``_build/``.
+
+    Raises:
+        LookupError: a quoted value that the built book does not have (not built,
+            or a chapter that no longer glues it).
+    """
+    values: dict[str, dict] = {}
+    missing = []
+    for chapter, label in ANSWERS.values():
+        for notebook, name in _glue_references(chapter, label):
+            _built_glue.cache_clear()
+            glued = _built_glue(notebook)
+            if name not in glued:
+                missing.append(f"{notebook}::{name}")
+                continue
+            values.setdefault(notebook, {})[name] = glued[name]
+    if missing:
+        raise LookupError(f"the built book lacks {len(missing)} value(s) the answers "
+                          f"quote: {', '.join(sorted(missing)[:5])}")
+    return {k: dict(sorted(v.items())) for k, v in sorted(values.items())}
+
+
+def refresh_values() -> bool:
+    """Write :data:`VALUES_FILE` from the built book; True if it changed.
+
+    The book build calls it, so that a checkout without ``_build/`` (and an
+    installed wheel) shows the answers with their numbers.
+    """
+    text = json.dumps(built_values(), indent=1, sort_keys=True) + "\n"
+    if VALUES_FILE.is_file() and VALUES_FILE.read_text(encoding="utf-8") == text:
+        return False
+    atomic_write(VALUES_FILE, lambda f: f.write(text), text=True)
+    _recorded_values.cache_clear()
+    return True
+
+
+@functools.lru_cache(maxsize=None)
+def _recorded_values() -> dict:
+    try:
+        return json.loads(VALUES_FILE.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+
+
 @functools.lru_cache(maxsize=None)
 def _bibliography() -> dict[str, str]:
     """``{key: "Author et al., year"}`` from the book's BibTeX file."""
-    path = repo_root() / "book" / "references.bib"
+    path = book_path("book/references.bib")
     try:
         text = path.read_text(encoding="utf-8")
     except OSError:

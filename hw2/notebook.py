@@ -157,7 +157,9 @@ def show_source(obj, *, start_at: str | None = None, end_before: str | None = No
     else:
         try:
             lines, offset = inspect.getsourcelines(obj)
-            path = Path(inspect.getsourcefile(obj))
+            # getsourcelines unwraps decorators (torch.no_grad's functools.wraps),
+            # getsourcefile does not: the file of the unwrapped function.
+            path = Path(inspect.getsourcefile(inspect.unwrap(obj)))
         except (TypeError, OSError) as exc:
             raise TypeError(f"show_source: {obj!r} has no Python source to "
                             f"show") from exc

@@ -40,10 +40,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from hw2._io import repo_root
+from hw2._io import book_path
 from hw2.experiments import (CHECKS, EXPERIMENTS, PROTOCOLS, RunConfig, build_model,
                              describe_model, experiment_status, load_experiment,
-                             load_record, result_path, result_state, results_dir)
+                             load_record, result_path, result_state,
+                             study_results_dir)
 from hw2.experiments.grid import check_runs, owned, run_owners
 
 __all__ = [
@@ -332,7 +333,7 @@ class RunSummary:
 
 
 def _root(root) -> Path:
-    return Path(root) if root is not None else results_dir()
+    return Path(root) if root is not None else study_results_dir()
 
 
 def seed_folders(folder: str | os.PathLike) -> dict[int, Path]:
@@ -370,7 +371,8 @@ def study_runs(name: str, protocol: str, root: str | os.PathLike | None = None
     (``<root>/<protocol>/seed<N>/``) that holds a valid file of it.
 
     ``root`` is the folder holding ``gpu/`` and ``cpu/`` (default
-    :func:`hw2.experiments.results_dir`). The architecture comes from the built
+    :func:`hw2.experiments.study_results_dir`: the checkout's ``results/``, or
+    the copy an installed wheel carries). The architecture comes from the built
     model, so it is known for missing runs too.
     """
     owners = run_owners(EXPERIMENTS, protocol)
@@ -558,7 +560,7 @@ def quiet_timing(protocol: str = "cpu") -> dict | None:
     time (``projected_run_s``), and the whole study's (``projected_total_s``).
     None when that file does not exist.
     """
-    path = repo_root() / "benchmarks" / f"study_time_{protocol}.json"
+    path = book_path(f"benchmarks/study_time_{protocol}.json")
     if not path.is_file():
         return None
     try:

@@ -137,11 +137,48 @@ class FitResult(NamedTuple):
 _positive_int = _checks.positive_int
 
 
+#: Set (to anything but "" or "0") where chapters run unattended -- the book
+#: build and nbval set it (``book/_ext/hw2_site``, ``tools/check_chapters.py``) --
+#: so a notebook's cells print no progress there.
+QUIET_ENV = "HW2_QUIET"
+
+
+def in_notebook() -> bool:
+    """Whether this code runs in a Jupyter kernel (JupyterLab, Colab, VS Code)."""
+    shell = sys.modules.get("IPython")
+    try:
+        ip = shell.get_ipython() if shell is not None else None
+    except Exception:  # noqa: BLE001 - no IPython, or a broken one: not a notebook
+        return False
+    return ip is not None and "IPKernelApp" in getattr(ip, "config", {})
+
+
 def _resolve_verbose(verbose: bool | None) -> bool:
-    """None means: show progress only when a person is watching a terminal."""
+    """None means: show progress when a person is watching.
+
+    That is a terminal, or a notebook run interactively; never where
+    :data:`QUIET_ENV` is set (the book build, nbval) or output goes to a file.
+    """
     if verbose is None:
-        return bool(getattr(sys.stderr, "isatty", lambda: False)())
+        if os.environ.get(QUIET_ENV, "") not in ("", "0"):
+            return False
+        return bool(getattr(sys.stderr, "isatty", lambda: False)()) or in_notebook()
     return bool(verbose)
+
+
+def _progress_bar(**kw):
+    """A tqdm bar: the notebook widget in Jupyter when ipywidgets is installed.
+
+    Otherwise the text bar on stderr, which Jupyter shows too.
+    """
+    if kw.get("disable") or not in_notebook():
+        return tqdm(file=sys.stderr, dynamic_ncols=True, **kw)
+    try:
+        import ipywidgets  # noqa: F401 - tqdm's notebook bar is an ipywidget
+        from tqdm.notebook import tqdm as notebook_tqdm
+    except ImportError:
+        return tqdm(file=sys.stderr, **kw)
+    return notebook_tqdm(**kw)
 
 
 def _to_list(values: Sequence) -> list[float]:
@@ -303,8 +340,9 @@ class Trainer(abc.ABC):
             print_every: when verbose, report every this many epochs (and the
                 last).
             max_batches: use at most this many batches per epoch of each loader.
-            verbose: progress bars and epoch reports; None shows them only
-                when stderr is a terminal (so the book's cells stay quiet).
+            verbose: progress bars and epoch reports; None shows them on a
+                terminal and in a notebook run interactively, never in the book
+                build or nbval (:data:`QUIET_ENV`).
             dl_val: a validation loader (held-out training images). When
                 given, early stopping watches its loss, and the test set is
                 only scored; without it early stopping watches the test loss,
@@ -436,8 +474,7 @@ class Trainer(abc.ABC):
         verbose = _resolve_verbose(verbose)
         num_batches = len(dl) if max_batches is None else min(len(dl), max_batches)
         losses, corrects, num_samples = [], [], 0
-        with tqdm(total=num_batches, desc=name, disable=not verbose, file=sys.stderr,
-                  dynamic_ncols=True) as bar:
+        with _progress_bar(total=num_batches, desc=name, disable=not verbose) as bar:
             for batch_idx, batch in enumerate(dl):
                 if batch_idx >= num_batches:
                     break

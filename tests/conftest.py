@@ -11,9 +11,14 @@ per session.
 """
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
+
+# Kernels and training loops the tests start print no progress bars (as in the book
+# build); the test of the notebook progress bar unsets it.
+os.environ.setdefault("HW2_QUIET", "1")
 
 from slurm_fixture import slurm_cluster  # noqa: F401  (a fixture for every module)
 

@@ -680,3 +680,31 @@ def test_the_course_result_files_load_and_plot(tmp_path):
     (tmp_path / "bad.json").write_text(json.dumps(course))
     with pytest.raises(ex.ExperimentFileError, match="bad.json: results.train_loss has 5 values"):
         ex.load_experiment(tmp_path / "bad.json")
+
+
+def test_the_course_files_with_its_off_by_one_epoch_count_load(tmp_path):
+    """The course's Trainer stores the 0-based index of its last epoch as num_epochs:
+    6 accuracies say num_epochs=5. The lists decide, and the file loads with a warning;
+    the book's own files stay strict."""
+    from hw2.plot import plot_exp_results
+
+    course = {"config": {"run_name": "exp1_1", "filters_per_layer": [64], "layers_per_block": 4},
+              "results": {"num_epochs": 5, "train_loss": [2.0 - 0.1 * i for i in range(12)],
+                          "train_acc": [20.0 + i for i in range(6)],
+                          "test_loss": [2.1 - 0.1 * i for i in range(12)],
+                          "test_acc": [22.0 + i for i in range(6)]}}
+    path = tmp_path / "exp1_1_L4_K64.json"
+    path.write_text(json.dumps(course))
+    with pytest.warns(ex.ExperimentFileWarning, match="num_epochs is 5, but its lists hold 6 "
+                                                      "epochs"):
+        cfg, fit_res = ex.load_experiment(path)
+    assert fit_res.num_epochs == 6 and len(fit_res.train_loss) == 12
+    with pytest.warns(ex.ExperimentFileWarning):
+        fig, axes = plot_exp_results("exp1_1_L*_K64.json", results_dir=tmp_path)
+    assert list(axes[0].lines[0].get_xdata())[-1] == 6.0
+    # A book file (it has "format") whose num_epochs disagrees is still an error.
+    book = {**course, "format": ex.RESULT_FORMAT,
+            "results": {**course["results"], "train_loss": [2.0] * 6, "test_loss": [2.0] * 6}}
+    path.write_text(json.dumps(book))
+    with pytest.raises(ex.ExperimentFileError, match="train_loss has 6 values for num_epochs=5"):
+        ex.load_experiment(path)

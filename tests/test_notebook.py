@@ -328,3 +328,20 @@ def test_exercise_labels_are_unique_in_the_book():
 def test_every_chapter_has_exercises(chapter):
     labels, _ = _exercises(chapter)
     assert len(labels) >= 2, f"{chapter.name} has {len(labels)} exercises, at least 2 wanted"
+
+
+def test_a_decorated_method_is_captioned_with_its_own_file():
+    """torch.no_grad() wraps these methods: the caption names hw2's file, not torch's."""
+    from hw2.notebook import show_source
+    from hw2.layers import CrossEntropyLoss, Dropout, LeakyReLU, Linear, Sequential
+    from hw2.optimizers import Optimizer
+
+    for method, path in [(Linear.backward, "hw2/layers.py"),
+                         (LeakyReLU.backward, "hw2/layers.py"),
+                         (CrossEntropyLoss.backward, "hw2/layers.py"),
+                         (Dropout.backward, "hw2/layers.py"),
+                         (Sequential.backward, "hw2/layers.py"),
+                         (Optimizer.step, "hw2/optimizers.py")]:
+        listing = show_source(method)
+        assert listing.path == path, (method, listing.caption)
+        assert "site-packages" not in listing.caption and "def " in listing.code

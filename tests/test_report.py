@@ -223,7 +223,7 @@ def test_every_experiment_has_a_table_row_per_run(name, tmp_path):
 def test_quiet_timing_reads_the_benchmark_file(tmp_path, monkeypatch):
     import json
 
-    monkeypatch.setattr(report, "repo_root", lambda: tmp_path)
+    monkeypatch.setattr(report, "book_path", lambda relative: tmp_path / relative)
     assert report.quiet_timing("cpu") is None
     (tmp_path / "benchmarks").mkdir()
     path = tmp_path / "benchmarks" / "study_time_cpu.json"

@@ -424,3 +424,48 @@ def test_fit_mlp_is_the_hand_written_recipe():
     assert recipe == by_hand and len(recipe.val_loss) == 3
     with pytest.raises(ValueError, match="batch_size must be a positive integer, got 0"):
         seeded_loaders(ds_train, batch_size=0)
+
+
+# --------------------------------------------------------------------------
+# Progress in Jupyter: a bar when a person runs a notebook, none in the book build
+# --------------------------------------------------------------------------
+
+PROGRESS_CELL = """
+import torch
+from hw2.training import TorchTrainer
+torch.manual_seed(0)
+model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(12, 3))
+trainer = TorchTrainer(model, torch.nn.CrossEntropyLoss(),
+                       torch.optim.SGD(model.parameters(), lr=0.1))
+batches = [(torch.randn(8, 3, 2, 2), torch.randint(0, 3, (8,))) for _ in range(4)]
+result = trainer.fit(batches, batches, 2)
+print("epochs", result.num_epochs)
+"""
+
+
+@pytest.mark.parametrize("quiet", [False, True])
+def test_a_notebook_shows_progress_unless_run_by_the_book_build(quiet, monkeypatch):
+    nbformat = pytest.importorskip("nbformat")
+    nbclient = pytest.importorskip("nbclient")
+    if quiet:
+        monkeypatch.setenv("HW2_QUIET", "1")  # what the book build and nbval set
+    else:
+        monkeypatch.delenv("HW2_QUIET", raising=False)
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(PROGRESS_CELL)])
+    nbclient.NotebookClient(nb, timeout=120, kernel_name="python3").execute()
+    outputs = nb.cells[0].outputs
+    stdout = "".join(o.get("text", "") for o in outputs if o.get("name") == "stdout")
+    stderr = "".join(o.get("text", "") for o in outputs if o.get("name") == "stderr")
+    assert "epochs 2" in stdout
+    if quiet:
+        assert stderr == "", stderr
+    else:  # tqdm's bar for each pass: train and test, 4 batches each
+        assert "train" in stderr and "test" in stderr and "4/4" in stderr, stderr
+
+
+def test_a_script_whose_output_goes_to_a_file_shows_no_progress(monkeypatch):
+    from hw2.training import _resolve_verbose
+
+    monkeypatch.delenv("HW2_QUIET", raising=False)
+    assert _resolve_verbose(None) is False  # pytest captures stderr: not a terminal
+    assert _resolve_verbose(True) is True and _resolve_verbose(False) is False

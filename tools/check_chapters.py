@@ -93,7 +93,8 @@ def main(argv: list[str]) -> int:
         notebooks.append(str(dest))
     for nb in notebooks:   # an executed copy from an earlier run must not outlive a failure
         (EXECUTED / Path(nb).relative_to(OUT)).unlink(missing_ok=True)
-    env = dict(os.environ, HW2_EXECUTED_DIR=str(EXECUTED),
+    # HW2_QUIET: the chapters' training cells print no progress bars under nbval.
+    env = dict(os.environ, HW2_EXECUTED_DIR=str(EXECUTED), HW2_QUIET="1",
                PYTHONPATH=os.pathsep.join(filter(None, [str(ROOT / "tools"),
                                                         os.environ.get("PYTHONPATH")])))
     cmd = [

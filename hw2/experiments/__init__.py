@@ -30,12 +30,14 @@ from hw2.experiments.cli import main
 from hw2.experiments.config import (IN_SIZE, LR_SCHEDULES, MODEL_TYPES, NUM_CLASSES,
                                     OPTIMIZERS, PROTOCOLS, Protocol, RunConfig,
                                     auto_pool_every, max_poolings, result_filename,
-                                    result_path, results_dir, study_folder)
+                                    result_path, results_dir, study_folder,
+                                    study_results_dir)
 from hw2.experiments.executors import LocalExecutor
 from hw2.experiments.grid import (CHECKS, COMMON_HPARAMS, COMMON_RECIPE, CONTROLS,
                                   EXP2_RECIPE, EXPERIMENTS, SAME_HEAD, STUDY, Check,
                                   Experiment, load_grid_file)
 from hw2.experiments.results import (RESULT_FORMAT, ExperimentFileError,
+                                     ExperimentFileWarning,
                                      code_provenance, experiment_status,
                                      load_experiment, load_record, result_state,
                                      summary_line)
@@ -51,15 +53,15 @@ __all__ = [
     "RunConfig", "Protocol", "PROTOCOLS", "Experiment", "EXPERIMENTS", "STUDY",
     "CONTROLS", "Check", "CHECKS", "COMMON_RECIPE", "EXP2_RECIPE", "COMMON_HPARAMS",
     "SAME_HEAD", "MODEL_TYPES", "OPTIMIZERS", "LR_SCHEDULES", "IN_SIZE", "NUM_CLASSES",
-    "results_dir", "study_folder", "result_filename", "result_path", "max_poolings",
-    "auto_pool_every", "load_grid_file",
+    "results_dir", "study_results_dir", "study_folder", "result_filename",
+    "result_path", "max_poolings", "auto_pool_every", "load_grid_file",
     # one run
     "run_experiment", "run_config", "resolve_device", "device_name",
     "configure_backends", "flush_denormals", "build_model", "describe_model",
     "build_batches",
     "lr_factor", "build_optimizer", "build_trainer", "checkpoint_prefix",
     # results
-    "RESULT_FORMAT", "ExperimentFileError", "load_experiment", "load_record",
+    "RESULT_FORMAT", "ExperimentFileError", "ExperimentFileWarning", "load_experiment", "load_record",
     "result_state", "experiment_status", "summary_line", "code_provenance",
     # sweeps
     "sweep_jobs", "run_job", "run_sweep", "LocalExecutor",

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from hw2 import _checks
-from hw2._io import repo_root
+from hw2._io import book_path, repo_root
 
 __all__ = [
     "MODEL_TYPES",
@@ -32,6 +32,7 @@ __all__ = [
     "PROTOCOLS",
     "RunConfig",
     "results_dir",
+    "study_results_dir",
     "study_folder",
     "result_filename",
     "result_path",
@@ -68,6 +69,19 @@ def results_dir() -> Path:
             and (root / "_toc.yml").is_file()):
         return root / "results"
     return here / "results"
+
+
+def study_results_dir() -> Path:
+    """Where the book's study is read from (the chapters' tables and figures).
+
+    :func:`results_dir` when it holds a protocol's folder (the checkout's
+    ``results/``, ``$HW2_RESULTS_DIR``, or a learner's own ``./results/cpu``),
+    else the copy of the study a wheel of ``hw2`` carries (``hw2._io.book_path``).
+    """
+    here = results_dir()
+    if any((here / name).is_dir() for name in PROTOCOLS):
+        return here
+    return book_path("results")
 
 
 def study_folder(protocol: str, seed: int, root: str | os.PathLike | None = None

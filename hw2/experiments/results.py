@@ -19,6 +19,7 @@ import math
 import os
 import subprocess
 import tempfile
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +31,7 @@ from hw2.experiments.grid import (Experiment, get_protocol, owned, resolve_grid,
 __all__ = [
     "RESULT_FORMAT",
     "ExperimentFileError",
+    "ExperimentFileWarning",
     "write_result",
     "shown_path",
     "code_provenance",
@@ -52,6 +54,10 @@ _VAL_CURVES = ("val_loss", "val_acc")
 
 class ExperimentFileError(ValueError):
     """A result file that cannot be read or is malformed, named in the message."""
+
+
+class ExperimentFileWarning(UserWarning):
+    """A result file that is read, but says something that does not add up."""
 
 
 # --------------------------------------------------------------------------
@@ -186,6 +192,15 @@ def _read(path: str | os.PathLike):
                 for v in values):
             bad(name, "must be a list of numbers (null for a diverged value)")
         curves[name] = [math.nan if v is None else float(v) for v in values]
+    if not book_format and len(curves["train_acc"]) != epochs:
+        # The course's Trainer records the index of its last epoch (one less than
+        # the epochs it ran); its own loader and plots never read num_epochs. The
+        # lists hold one accuracy per epoch: they say how many epochs there were.
+        warnings.warn(f"result file {path}: num_epochs is {epochs}, but its lists hold "
+                      f"{len(curves['train_acc'])} epochs (as the original course's "
+                      f"Trainer writes them); reading {len(curves['train_acc'])} "
+                      f"epochs", ExperimentFileWarning, stacklevel=3)
+        epochs = len(curves["train_acc"])
     for name, values in curves.items():
         per_batch = not book_format and name.endswith("_loss") and epochs \
             and len(values) >= epochs and len(values) % epochs == 0
