@@ -24,7 +24,7 @@ $(STAMP): pyproject.toml
 book: $(STAMP) build-book
 
 # Each chapter executes once: under nbval (`chapters`, two at a time), whose outputs
-# the book build then renders (HW2_REUSE_EXECUTED, see book/_ext/hw2_site.py).
+# the book build then renders (HW2_REUSE_EXECUTED, see book/_ext/hw2_site/reuse.py).
 test: $(STAMP) system-deps
 	$(MAKE) unit
 	$(MAKE) chapters JOBS=2

@@ -13,7 +13,7 @@ That one execution also serves the book: the ``nbval_record`` plugin keeps
 every cell's outputs and writes each chapter that passed, executed, to
 ``_build/executed/<chapter>.ipynb`` (``HW2_EXECUTED_DIR``). ``make test`` then
 builds the book from those (``HW2_REUSE_EXECUTED=1``, see
-``book/_ext/hw2_site.py``), so no chapter runs twice. With ``--jobs 2`` the
+``book/_ext/hw2_site/reuse.py``), so no chapter runs twice. With ``--jobs 2`` the
 chapters run in two processes at once (pytest-xdist, a whole chapter at a time).
 
 Usage::

@@ -6,7 +6,7 @@ away. This plugin puts each cell's outputs back into the notebook nbval
 collected and, at the end of the session, writes every notebook whose
 cells all passed to ``$HW2_EXECUTED_DIR/<path relative to the rootdir>``.
 The book build then renders those outputs instead of executing the chapters
-a second time (``book/_ext/hw2_site.py``, reuse mode).
+a second time (``book/_ext/hw2_site/reuse.py``).
 
 Loaded by ``tools/check_chapters.py`` with ``-p nbval_record``.
 """

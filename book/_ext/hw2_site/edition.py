@@ -1,142 +1,31 @@
-"""Sphinx glue for the book's website (loaded through ``sphinx.local_extensions``).
+"""The notebook edition: the site's downloadable ``.ipynb`` reads as plain Markdown.
 
-Six jobs:
-
-* **MathJax served with the book.** Jupyter Book 1.x loads MathJax 3 from a
-  CDN by default; the site must also work offline (and the browser suite runs
-  offline). ``mathjax_path`` in ``_config.yml`` names a file under
-  ``_static/mathjax/``; this extension copies MathJax's ``es5`` tree there from
-  the pip package ``django-static-mathjax`` (a plain copy of the ``mathjax``
-  npm package, no Django needed; it is in the ``dev`` extras).
-* **Colab opens notebooks, not MyST Markdown.** The theme's Colab button points
-  at the chapter's ``.md`` source, which Colab cannot open. The Pages workflow
-  publishes every chapter converted to ``.ipynb`` on the branch named by
-  ``hw2_notebooks_branch``; the Colab button is pointed there.
-* **No console errors.** sphinx-thebe registers its configuration script twice
-  (``const THEBE_JS_URL`` declared twice: an uncaught SyntaxError on every
-  page), so identical scripts are dropped from each page; and the theme's
-  light/dark mode gets an explicit default (``auto``; an empty one logs
-  "Got invalid theme mode" on every first visit).
-
-* **Bibliography labels that match the citations.** The text cites author-year
-  ("Kingma and Ba, 2015"); the ``hw2authoryear`` pybtex style labels the
-  bibliography the same way instead of [1], [2], ...
-
-* **The notebook edition.** Every chapter starts with a markdown cell that
-  defines the math macros (``_config.yml``'s, for Jupyter and Colab, which
-  never read it); the page drops it after checking it matches. Every
-  ``_sources/**/*.ipynb`` offered for download is made to read as plain
-  Markdown: glued numbers, ``{numref}``/``{eq}``/``{ref}`` and ``{cite}``
-  resolved, equation numbers as ``\\tag``, each figure followed by its
-  caption, and exercises, solutions and admonitions written as plain Markdown
-  ("**Exercise 3.2** (title)", "**Solution** (Exercise 3.2)", a block quote),
-  with the code cells of a solution collapsed in JupyterLab.
-* **One execution.** With ``HW2_REUSE_EXECUTED=1`` the build renders the
-  notebooks nbval executed (``tools/check_chapters.py``) instead of executing
-  the chapters again.
-
-The browser suite ``tests/site/test_site.py`` checks all of this on the built site.
+Every chapter starts with a markdown cell that defines the math macros
+(``_config.yml``'s, for Jupyter and Colab, which never read it); the page
+drops it after checking it matches. Every ``_sources/**/*.ipynb`` offered for
+download is made to read as plain Markdown: glued numbers, ``{numref}``/
+``{eq}``/``{ref}`` and ``{cite}`` resolved, equation numbers as ``\\tag``, each
+figure followed by its caption, and exercises, solutions and admonitions
+written as plain Markdown ("**Exercise 3.2** (title)", "**Solution** (Exercise
+3.2)", a block quote), with the code cells of a solution collapsed in
+JupyterLab. Its first code cell installs ``hw2`` where it is missing
+(:mod:`hw2_site.install`), so the notebook runs outside the repository.
 """
 from __future__ import annotations
 
-import os
 import posixpath
 import re
-import shutil
 from pathlib import Path
 
 from sphinx.application import Sphinx
-from sphinx.errors import ExtensionError
 from sphinx.util import logging
 
+from hw2_site.bibliography import citation
+from hw2_site.buttons import public_repository
+from hw2_site.install import add_install_cell
+from hw2_site.reuse import executed_dir, reusing
+
 LOGGER = logging.getLogger(__name__)
-PREFIX = "mathjax/"
-# Alternative single-file bundles we do not load (about 13 MB together).
-_UNUSED_BUNDLES = {
-    "mml-chtml.js", "mml-svg.js", "tex-chtml.js", "tex-chtml-full.js",
-    "tex-chtml-full-speech.js", "tex-mml-svg.js", "tex-svg.js", "tex-svg-full.js",
-    "node-main.js", "startup.js",
-}
-
-
-def mathjax_es5_dir() -> Path:
-    """The ``es5`` folder of the MathJax copy installed by ``django-static-mathjax``."""
-    try:
-        import mathjax  # the package django-static-mathjax installs
-    except ImportError as exc:  # pragma: no cover - message for a broken install
-        raise ExtensionError(
-            "MathJax is served with the book from the pip package "
-            "'django-static-mathjax', which is not installed: run "
-            "`pip install -e '.[dev]'` (or `make book`)."
-        ) from exc
-    es5 = Path(mathjax.__file__).resolve().parent / "static" / "mathjax" / "es5"
-    if not (es5 / "tex-mml-chtml.js").is_file():
-        raise ExtensionError(f"no MathJax es5 build found under {es5}")
-    return es5
-
-
-def _check_config(app: Sphinx, config) -> None:
-    path = config.mathjax_path
-    if "://" in path:
-        LOGGER.warning(
-            "mathjax_path %s loads MathJax from the network; the site is meant to "
-            "serve its own copy (mathjax/tex-mml-chtml.js)", path, type="hw2", subtype="mathjax")
-    elif path.startswith(PREFIX):
-        name = path[len(PREFIX):]
-        if not (mathjax_es5_dir() / name).is_file():
-            raise ExtensionError(f"mathjax_path {path}: MathJax has no file {name}")
-
-
-def _copy_mathjax(app: Sphinx, exception) -> None:
-    if exception is not None or app.builder.format != "html":
-        return
-    if not app.config.mathjax_path.startswith(PREFIX):
-        return
-    dest = Path(app.outdir) / "_static" / "mathjax"
-    if dest.exists():
-        shutil.rmtree(dest)
-
-    def ignore(folder, names):
-        top = Path(folder) == mathjax_es5_dir()
-        return [n for n in names if top and n in _UNUSED_BUNDLES or n.endswith(".map")]
-
-    shutil.copytree(mathjax_es5_dir(), dest, ignore=ignore)
-
-
-def _colab_to_notebooks_branch(app: Sphinx, pagename, templatename, context, doctree) -> None:
-    branch = app.config.hw2_notebooks_branch
-    if not branch:
-        return
-    for group in context.get("header_buttons", []):
-        for button in group.get("buttons", []) if isinstance(group, dict) else []:
-            url = button.get("url", "")
-            if button.get("text") == "Colab" and "/blob/" in url:
-                head, tail = url.split("/blob/", 1)
-                path = tail.split("/", 1)[1]
-                if path.endswith(".md"):
-                    path = path[: -len(".md")] + ".ipynb"
-                button["url"] = f"{head}/blob/{branch}/{path}"
-
-
-def _theme_defaults(app: Sphinx, config) -> None:
-    # pydata-sphinx-theme reads the mode from the HTML context, not a theme option.
-    if not config.html_context.get("default_mode"):
-        config.html_context["default_mode"] = "auto"
-
-
-def _drop_duplicate_scripts(app: Sphinx, pagename, templatename, context, doctree) -> None:
-    scripts = context.get("script_files")
-    if not scripts:
-        return
-    unique, seen = [], set()
-    for js in scripts:
-        # Inline scripts are registered with filename None or '' (same script twice).
-        key = (js.filename or "", tuple(sorted(js.attributes.items())))
-        if key not in seen:
-            seen.add(key)
-            unique.append(js)
-    context["script_files"] = unique
-
 
 MACROS_MARKER = "<!-- hw2: math macros -->"
 
@@ -189,99 +78,6 @@ def _macros_cell_check(app: Sphinx, doctree) -> None:
         if MACROS_MARKER.strip("<!->").strip() in comment.astext():
             comment.parent.remove(comment)
 
-
-# --- one execution for nbval and the book ----------------------------------------------
-#
-# tools/check_chapters.py runs every chapter under nbval and keeps the outputs
-# (tools/nbval_record.py) in _build/executed/<docname>.ipynb. With
-# HW2_REUSE_EXECUTED=1 the build renders those outputs: each chapter, as myst-nb
-# reads it, is given the outputs of the same code cells and put into a fresh
-# jupyter-cache, and myst-nb runs in "cache" mode, where it finds every chapter.
-# A chapter without an executed copy, or whose code differs from it, stops the
-# build with the command to run; and a chapter the build executed anyway fails it.
-
-def _executed_dir(app: Sphinx) -> Path:
-    value = os.environ.get("HW2_EXECUTED_DIR")
-    return Path(value).resolve() if value else Path(app.srcdir) / "_build" / "executed"
-
-
-def _reuse_cache_dir(app: Sphinx) -> Path:
-    return Path(app.outdir).parent / ".jupyter_cache_reuse"
-
-
-def _reuse_mode(app: Sphinx, config) -> None:
-    if os.environ.get("HW2_REUSE_EXECUTED", "") not in ("", "0"):
-        config.nb_execution_mode = "cache"
-        config.nb_execution_cache_path = str(_reuse_cache_dir(app))
-        shutil.rmtree(_reuse_cache_dir(app), ignore_errors=True)
-        LOGGER.info("hw2: rendering the outputs of %s (no chapter executes)", _executed_dir(app))
-
-
-def _reusing(app: Sphinx) -> bool:
-    return (app.config.nb_execution_mode == "cache"
-            and Path(app.config.nb_execution_cache_path or ".") == _reuse_cache_dir(app))
-
-
-def _cache_executed(app: Sphinx, env, docnames) -> None:
-    if not _reusing(app):
-        return
-    import nbformat
-    from jupyter_cache import get_cache
-    from jupyter_cache.base import CacheBundleIn
-    from myst_nb.core.read import create_nb_reader
-
-    cache = get_cache(str(_reuse_cache_dir(app)))
-    problems = []
-    for docname in sorted(docnames):
-        path = Path(env.doc2path(docname))
-        content = path.read_text(encoding="utf-8")
-        reader = create_nb_reader(str(path), env.myst_config, env.mystnb_config, content)
-        if reader is None:
-            continue
-        nb = reader.read(content)
-        if not any(cell.cell_type == "code" for cell in nb.cells):
-            continue
-        executed_path = _executed_dir(app) / f"{docname}.ipynb"
-        if not executed_path.is_file():
-            problems.append(f"{docname}: no executed notebook {executed_path}")
-            continue
-        executed = nbformat.read(executed_path, as_version=4)
-        ours = [c for c in nb.cells if c.cell_type == "code"]
-        theirs = [c for c in executed.cells if c.cell_type == "code"]
-        if [c.source for c in ours] != [c.source for c in theirs]:
-            problems.append(f"{docname}: its code changed after {executed_path} was executed")
-            continue
-        for cell, done in zip(ours, theirs):
-            cell.outputs = done.outputs
-            cell.execution_count = done.execution_count
-        seconds = executed.metadata.get("hw2_execution", {}).get("seconds")
-        cache.cache_notebook_bundle(CacheBundleIn(nb, str(path), data={"execution_seconds": seconds}),
-                                    check_validity=False, overwrite=True)
-    if problems:
-        raise ExtensionError(
-            "HW2_REUSE_EXECUTED: the book renders the chapters executed by nbval, but\n  "
-            + "\n  ".join(problems)
-            + "\nRun `python tools/check_chapters.py` first (or build without HW2_REUSE_EXECUTED).")
-
-
-def _nothing_executed(app: Sphinx, exception) -> None:
-    if exception is not None or not _reusing(app):
-        return
-    from jupyter_cache import get_cache
-
-    executed = [rec.uri for rec in get_cache(str(_reuse_cache_dir(app))).list_project_records()]
-    if executed:
-        raise ExtensionError("HW2_REUSE_EXECUTED: the build executed chapters that nbval had "
-                             f"already run (a second execution): {', '.join(executed)}")
-
-
-# --- the notebook edition: the site's downloadable .ipynb ------------------------------
-#
-# What Jupyter and Colab cannot render is replaced by what the page shows: glued
-# numbers by their values, {numref}/{eq}/{ref} by "Figure 5.1", "(5.1)" and the
-# section's title, {cite} by "(Author, Year)", (label)= targets are dropped, a
-# labelled display equation gets its number as \tag, and every captioned figure
-# cell is followed by its caption. The book's macros cell stays first.
 
 _ROLE = re.compile(r"\{(?P<role>[a-z]+(?::[a-z]+)?)\}`(?P<body>[^`]*)`")
 _TARGET = re.compile(r"^\((?P<label>[^()\s]+)\)=\s*$", re.M)
@@ -470,7 +266,7 @@ class _Edition:
                 return text or target
             return text or found[2]
         if role.startswith("cite"):
-            return _citation(self.app, role, body)
+            return citation(self.app, role, body)
         if role in ("fa", "fab", "fas"):
             return ""
         return f"`{body}`"
@@ -482,31 +278,6 @@ class _Edition:
             lambda m: f"$${m['body'].rstrip()}\n\\tag{{{self.eq_number(m['label'])}}}\n$$", source)
         source = _ROLE.sub(self.role, source)
         return source.strip("\n")
-
-
-_BIB: dict[str, object] = {}
-
-
-def _citation(app: Sphinx, role: str, body: str) -> str:
-    """(Kingma and Ba, 2015; He et al., 2016a) for {cite}, Kingma and Ba (2015) for {cite:t}."""
-    if not _BIB:
-        from pybtex.database import parse_file
-        from pybtex.plugin import find_plugin
-
-        entries = {}
-        for name in app.config.bibtex_bibfiles:
-            entries.update(parse_file(str(Path(app.srcdir) / name)).entries)
-        style = find_plugin("pybtex.style.formatting", "hw2authoryear")()
-        keys = sorted(entries)
-        sorted_entries = [entries[k] for k in keys]
-        labels = dict(zip(keys, style.label_style.format_labels(sorted_entries)))
-        _BIB.update(labels=labels)
-    labels = _BIB["labels"]
-    keys = [k.strip() for k in body.split(",")]
-    found = [labels.get(k, k) for k in keys]
-    if role == "cite:t":
-        return "; ".join(f"{lab.rsplit(', ', 1)[0]} ({lab.rsplit(', ', 1)[-1]})" for lab in found)
-    return "(" + "; ".join(found) + ")"
 
 
 def _figure_caption_cell(edition: _Edition, cell):
@@ -608,6 +379,9 @@ def notebook_edition(app: Sphinx, docname: str, nb) -> list[str]:
                 cells.append(caption)
     nb.cells = cells
     add_macros_cell(nb, config_macros(app.config))
+    options = app.config.html_theme_options or {}
+    add_install_cell(nb, public_repository(app.config),
+                     options.get("repository_branch") or "main")
     nb.metadata.pop("hw2_execution", None)
     return edition.missing
 
@@ -621,8 +395,8 @@ def _notebook_edition_downloads(app: Sphinx, exception) -> None:
     for path in sorted(sources.rglob("*.ipynb")):
         docname = path.relative_to(sources).with_suffix("").as_posix()
         nb = nbformat.read(path, as_version=4)
-        executed = _executed_dir(app) / f"{docname}.ipynb"
-        if _reusing(app) and executed.is_file():
+        executed = executed_dir(app) / f"{docname}.ipynb"
+        if reusing(app) and executed.is_file():
             # myst-nb writes the notebook it read, not the cached outputs it rendered:
             # give the download the outputs of the execution (same code, checked above).
             done = [c for c in nbformat.read(executed, as_version=4).cells if c.cell_type == "code"]
@@ -637,62 +411,30 @@ def _notebook_edition_downloads(app: Sphinx, exception) -> None:
         nbformat.write(nb, path)
 
 
-def _register_bibliography_style() -> None:
-    from collections import Counter
+def _offer_notebook(app: Sphinx, pagename, templatename, context, doctree) -> None:
+    """Offer every chapter's notebook for download, launch buttons or not.
 
-    from pybtex.plugin import register_plugin
-    from pybtex.richtext import Text
-    from pybtex.style.formatting.plain import Style as PlainStyle
-    from pybtex.style.labels import BaseLabelStyle
+    sphinx-book-theme copies a MyST chapter's executed notebook into
+    ``_sources/`` (and lists it in the download menu) only when it makes launch
+    buttons, which need a configured repository; the notebook edition is for
+    every learner, so it is copied here, before the theme makes its menu.
+    """
+    import shutil
 
-    def last_name(person) -> str:
-        return Text.from_latex(" ".join(person.prelast_names + person.last_names)).render_as("text")
-
-    class AuthorYearLabels(BaseLabelStyle):
-        """Labels like the author_year citations: "Rumelhart et al., 1986", "Kingma and Ba, 2015"."""
-
-        def format_label(self, entry) -> str:
-            people = entry.persons.get("author") or entry.persons.get("editor") or []
-            names = [last_name(p) for p in people]
-            if not names:
-                who = entry.key
-            elif len(names) == 1:
-                who = names[0]
-            elif len(names) == 2:
-                who = f"{names[0]} and {names[1]}"
-            else:
-                who = f"{names[0]} et al."
-            return f"{who}, {entry.fields.get('year', 'n.d.')}"
-
-        def format_labels(self, sorted_entries):
-            labels = [self.format_label(entry) for entry in sorted_entries]
-            total, seen = Counter(labels), Counter()
-            for label in labels:
-                if total[label] == 1:
-                    yield label
-                else:  # He et al., 2016a / 2016b
-                    seen[label] += 1
-                    yield label + "abcdefghijklmnopqrstuvwxyz"[seen[label] - 1]
-
-    class AuthorYearStyle(PlainStyle):
-        default_label_style = AuthorYearLabels
-
-    register_plugin("pybtex.style.labels", "hw2authoryear", AuthorYearLabels, force=True)
-    register_plugin("pybtex.style.formatting", "hw2authoryear", AuthorYearStyle, force=True)
+    if "kernelspec" not in app.env.metadata.get(pagename, {}) \
+            or not str(context.get("sourcename", "")).endswith((".md", ".md.txt")):
+        return
+    executed = Path(app.outdir).parent / "jupyter_execute" / f"{pagename}.ipynb"
+    if not executed.is_file():
+        return
+    target = Path(app.outdir) / "_sources" / f"{pagename}.ipynb"
+    target.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copy2(executed, target)
+    context["ipynb_source"] = f"{pagename}.ipynb"
 
 
-def setup(app: Sphinx) -> dict:
-    app.add_config_value("hw2_notebooks_branch", "", "html")
-    _register_bibliography_style()
-    app.connect("config-inited", _check_config)
-    app.connect("config-inited", _theme_defaults)
-    app.connect("html-page-context", _drop_duplicate_scripts, priority=900)
-    # After sphinx-book-theme's own html-page-context handler (priority 500).
-    app.connect("html-page-context", _colab_to_notebooks_branch, priority=900)
-    app.connect("build-finished", _copy_mathjax)
-    app.connect("config-inited", _reuse_mode)
-    app.connect("env-before-read-docs", _cache_executed, priority=900)
+def setup(app: Sphinx) -> None:
+    # Before sphinx-book-theme's header and launch buttons (priority 501).
+    app.connect("html-page-context", _offer_notebook, priority=500)
     app.connect("doctree-read", _macros_cell_check)
-    app.connect("build-finished", _nothing_executed)
     app.connect("build-finished", _notebook_edition_downloads)
-    return {"parallel_read_safe": True, "parallel_write_safe": True, "version": "1"}

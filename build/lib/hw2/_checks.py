@@ -1,0 +1,115 @@
+"""Argument checks shared by the package, with one message style.
+
+Every check raises where the bad value enters, naming the argument and the
+value: ``ValueError: batch_size must be a positive integer, got 0``. An
+``owner`` (``"Linear"``, ``"RunConfig"``) is put in front when given.
+Booleans are never integers here (``True`` is not a batch size), while NumPy
+and torch integer scalars are.
+"""
+from __future__ import annotations
+
+import math
+import numbers
+from collections.abc import Sequence
+from typing import Any
+
+__all__ = [
+    "FLOAT32_MAX",
+    "is_int",
+    "is_real",
+    "fail",
+    "positive_int",
+    "non_negative_int",
+    "positive_real",
+    "real_in",
+    "int_list",
+    "one_of",
+]
+
+
+#: The largest finite float32: a learning rate or weight decay beyond it overflows
+#: the float32 arithmetic of an optimizer step.
+FLOAT32_MAX = 3.4028234663852886e38
+
+
+def is_int(value: Any) -> bool:
+    """An integer (Python, NumPy or 0-dim torch), not a bool."""
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
+
+
+def is_real(value: Any) -> bool:
+    """A finite real number (int or float), not a bool."""
+    return (isinstance(value, numbers.Real) and not isinstance(value, bool)
+            and math.isfinite(value))
+
+
+def fail(name: str, what: str, value: Any, owner: str | None = None,
+         error: type[Exception] = ValueError):
+    """Raise ``error`` saying that ``name`` must be ``what``, and what it was."""
+    prefix = f"{owner}: " if owner else ""
+    raise error(f"{prefix}{name} must be {what}, got {value!r}")
+
+
+def _int_at_least(name, value, minimum, what, allow_none, owner):
+    """``value`` as an int if it is an integer ≥ ``minimum`` (or None when allowed)."""
+    if value is None and allow_none:
+        return None
+    if not is_int(value) or value < minimum:
+        fail(name, what + (" or None" if allow_none else ""), value, owner)
+    return int(value)
+
+
+def positive_int(name: str, value: Any, *, allow_none: bool = False,
+                 owner: str | None = None) -> int | None:
+    """``value`` as an int if it is an integer ≥ 1 (or None when allowed)."""
+    return _int_at_least(name, value, 1, "a positive integer", allow_none, owner)
+
+
+def non_negative_int(name: str, value: Any, *, allow_none: bool = False,
+                     owner: str | None = None) -> int | None:
+    """``value`` as an int if it is an integer ≥ 0 (or None when allowed)."""
+    return _int_at_least(name, value, 0, "a non-negative integer", allow_none, owner)
+
+
+def positive_real(name: str, value: Any, *, owner: str | None = None,
+                  high: float = math.inf) -> float:
+    """``value`` as a float if it is a finite number > 0 (and ≤ ``high``)."""
+    if not is_real(value) or value <= 0 or value > high:
+        bound = "" if high == math.inf else f" of at most {high:g}"
+        fail(name, f"a positive number{bound}", value, owner)
+    return float(value)
+
+
+def real_in(name: str, value: Any, low: float, high: float, *, high_open: bool = True,
+            owner: str | None = None) -> float:
+    """``value`` as a float if ``low ≤ value < high``.
+
+    With ``high_open=False`` the bound is ``≤ high``.
+    """
+    inside = (is_real(value) and low <= value
+              and (value < high if high_open else value <= high))
+    if not inside:
+        bracket = ")" if high_open else "]"
+        fail(name, f"a number in [{low:g}, {high:g}{bracket}", value, owner)
+    return float(value)
+
+
+def int_list(name: str, values: Any, *, allow_empty: bool = False,
+             owner: str | None = None) -> list[int]:
+    """``values`` as a list of ints if it is a sequence of positive integers."""
+    if isinstance(values, (str, bytes)) or not isinstance(values, Sequence):
+        fail(name, "a list of positive integers", values, owner)
+    values = list(values)
+    if not values and not allow_empty:
+        fail(name, "a non-empty list of positive integers", values, owner)
+    if not all(is_int(v) and v > 0 for v in values):
+        fail(name, "a list of positive integers", values, owner)
+    return [int(v) for v in values]
+
+
+def one_of(name: str, value: Any, choices: Sequence[str], *,
+           owner: str | None = None) -> str:
+    """``value`` if it is one of ``choices``."""
+    if value not in choices:
+        fail(name, f"one of {', '.join(map(repr, choices))}", value, owner)
+    return value
