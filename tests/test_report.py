@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import math
 import random
+import re
 
 import matplotlib
 
@@ -233,3 +234,30 @@ def test_quiet_timing_reads_the_benchmark_file(tmp_path, monkeypatch):
     path.write_text(json.dumps({"epoch_s": {}}))
     with pytest.raises(ValueError, match="lacks projected_run_s, projected_total_s"):
         report.quiet_timing("cpu")
+
+
+# Sentences that say the study's results came from a GPU.
+GPU_PROVENANCE = re.compile(
+    r"\b(trained|ran|run|produced|results?)\b[^.\n]{0,60}\bon (a|one|the) (GPU|H100|H200)"
+    r"|\bGPU results\b|\bstudy trained on a GPU\b", re.I)
+
+
+def test_no_page_says_the_study_ran_on_a_gpu_without_gpu_results():
+    """Every sentence about where results came from must match the files: while
+    results/gpu holds no valid file, no page may say the study ran on a GPU."""
+    from pathlib import Path
+
+    root = Path(report.__file__).resolve().parents[1]
+    gpu = [s for name in EXPERIMENTS for r in report.study_runs(name, "gpu", root / "results")
+           for s in r.seeds.values()]
+    pages = sorted((root / "book").rglob("*.md"))
+    assert len(pages) > 10
+    claims = [f"{p.relative_to(root)}: {m.group(0)!r}" for p in pages
+              for m in GPU_PROVENANCE.finditer(p.read_text())]
+    if not gpu:
+        assert not claims, claims
+    # The pattern finds what the stale pages said.
+    for stale in ("an architecture study trained on a GPU",
+                  "How these choices pay off, trained on the full data set on a GPU",
+                  "How the GPU results were produced"):
+        assert GPU_PROVENANCE.search(stale), stale
