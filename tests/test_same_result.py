@@ -30,8 +30,8 @@ def the_run(out: Path) -> Path:
     return ex.run_experiment(
         "ref", out_dir=out, seed=7, device="cpu", epochs=2, batches=3,
         filters_per_layer=[8, 16], layers_per_block=1, pool_every=1, hidden_dims=[32],
-        bs_train=16, bs_test=32, val_size=20, train_size=40, test_size=20,
-        model_type="resnet", augment=True, lr_schedule="linear", warmup=0.2,
+        bs_train=16, bs_test=32, val_size=20, train_size=60, test_size=20,
+        model_type="resnet", augment=True, lr_schedule="linear", warmup=0.5,
         early_stopping=0, checkpoints=str(out / "ck"))
 
 
