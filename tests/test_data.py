@@ -152,7 +152,7 @@ def test_parallel_decode_matches_serial(tmp_path, monkeypatch, isolated_cache):
     serial = _load(path)
     for f in isolated_cache.iterdir():
         f.unlink()
-    monkeypatch.setattr(data, "_PARALLEL_MIN_IMAGES", 0)
+    monkeypatch.setattr(data.sources, "_PARALLEL_MIN_IMAGES", 0)
     parallel = data.load_cifar10(path, workers=2)
     assert torch.equal(parallel.train_x, serial.train_x) and torch.equal(parallel.test_y, serial.test_y)
 
@@ -166,8 +166,8 @@ def test_env_var_and_relative_paths(tmp_path, monkeypatch):
     with pytest.raises(DataUnavailableError) as info:
         _load(None)
     message = str(info.value)
-    assert "HW2_CIFAR10='cifar.tar.gz'" in message and str(data.repo_root()) in message
-    monkeypatch.setattr(data, "repo_root", lambda: tmp_path)  # then relative to the repo root
+    assert "HW2_CIFAR10='cifar.tar.gz'" in message and str(data.sources.repo_root()) in message
+    monkeypatch.setattr(data.sources, "repo_root", lambda: tmp_path)  # then relative to the repo root
     assert _load(None).source == str(path.resolve())
 
 
@@ -225,7 +225,7 @@ def test_unreadable_cache_is_rebuilt(tmp_path, isolated_cache):
     with pytest.warns(DataWarning, match="damaged cache file .*unreadable"):
         again = load_cifar10(path)
     assert len(again.train_y) == 10 * N_TRAIN
-    assert torch.load(cache_file, weights_only=True)["format"] == data._CACHE_FORMAT
+    assert torch.load(cache_file, weights_only=True)["format"] == data.cache._CACHE_FORMAT
 
 
 @pytest.mark.parametrize("damage, why", [
@@ -243,7 +243,7 @@ def test_a_cache_file_with_missing_or_wrong_tensors_is_replaced(tmp_path, isolat
     with pytest.warns(DataWarning, match=f"damaged cache file .*{why}"):
         again = load_cifar10(path)
     assert len(again.train_y) == 10 * N_TRAIN
-    assert data._cache_problem(torch.load(cache_file, weights_only=True)) is None
+    assert data.cache._cache_problem(torch.load(cache_file, weights_only=True)) is None
 
 
 def test_a_permission_error_is_called_permission_denied(tmp_path, isolated_cache, monkeypatch):
@@ -306,9 +306,9 @@ def test_write_failure_cleans_up_temp_file(tmp_path, monkeypatch):
         f.write(b"partial")
         raise RuntimeError("disk full")
 
-    monkeypatch.setattr(data.torch, "save", failing_save)
+    monkeypatch.setattr(data.cache.torch, "save", failing_save)
     with pytest.raises(RuntimeError, match="disk full"):
-        data._atomic_torch_save({"a": 1}, target)
+        data.cache._atomic_torch_save({"a": 1}, target)
     assert list((tmp_path / "out").iterdir()) == []
 
 

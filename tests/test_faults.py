@@ -527,7 +527,7 @@ def test_an_unreadable_cache_is_a_permissions_error(tiny_cifar, monkeypatch):
         monkeypatch.setenv(key, value)
     cache = _cache_file(tiny_cifar)
     real_access = os.access
-    monkeypatch.setattr(data.os, "access",
+    monkeypatch.setattr(data.cache.os, "access",
                         lambda p, mode: False if Path(p) == cache else real_access(p, mode))
     with pytest.raises(data.CorruptDataError, match="may not read it.*chmod a\\+r"):
         data.load_cifar10()
