@@ -23,6 +23,7 @@ __all__ = [
     "positive_real",
     "real_in",
     "int_list",
+    "int_tuple",
     "one_of",
 ]
 
@@ -96,15 +97,33 @@ def real_in(name: str, value: Any, low: float, high: float, *, high_open: bool =
 
 def int_list(name: str, values: Any, *, allow_empty: bool = False,
              owner: str | None = None) -> list[int]:
-    """``values`` as a list of ints if it is a sequence of positive integers."""
+    """``values`` as a list of ints if it is a sequence of positive integers.
+
+    The message names the entries that are not: ``channels must be a list of
+    positive integers; bad entries: [-1]``.
+    """
     if isinstance(values, (str, bytes)) or not isinstance(values, Sequence):
         fail(name, "a list of positive integers", values, owner)
     values = list(values)
     if not values and not allow_empty:
-        fail(name, "a non-empty list of positive integers", values, owner)
-    if not all(is_int(v) and v > 0 for v in values):
-        fail(name, "a list of positive integers", values, owner)
+        prefix = f"{owner}: " if owner else ""
+        raise ValueError(f"{prefix}{name} must not be empty (a list of positive "
+                         f"integers)")
+    bad = [v for v in values if not (is_int(v) and v > 0)]
+    if bad:
+        prefix = f"{owner}: " if owner else ""
+        raise ValueError(f"{prefix}{name} must be a list of positive integers; bad "
+                         f"entries: {bad!r}")
     return [int(v) for v in values]
+
+
+def int_tuple(name: str, values: Any, length: int, what: str, *,
+              owner: str | None = None) -> tuple[int, ...]:
+    """``values`` as a tuple if it is ``length`` positive integers (``what``)."""
+    if (isinstance(values, (str, bytes)) or not isinstance(values, Sequence)
+            or len(values) != length or not all(is_int(v) and v > 0 for v in values)):
+        fail(name, f"{what}: {length} positive integers", values, owner)
+    return tuple(int(v) for v in values)
 
 
 def one_of(name: str, value: Any, choices: Sequence[str], *,

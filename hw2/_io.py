@@ -22,7 +22,7 @@ def repo_root() -> Path:
 
 
 def in_checkout() -> bool:
-    """Whether ``hw2`` is imported from the book's repository (not an installed wheel)."""
+    """Whether ``hw2`` is imported from the book's repository, not a wheel."""
     root = repo_root()
     return (root / "_toc.yml").is_file() and (root / "book").is_dir()
 

@@ -198,12 +198,12 @@ def test_every_activation_builds(activation, cls):
     (dict(in_size=(3, 32.0, 32)), "in_size"),
     (dict(in_size="abc"), "in_size"),
     (dict(channels=[]), "channels must not be empty"),
-    (dict(channels=[8, -1]), r"channels must hold positive ints; bad entries: \[-1\]"),
+    (dict(channels=[8, -1]), r"channels must be a list of positive integers; bad entries: \[-1\]"),
     (dict(channels=8), "channels must be a list"),
     (dict(pool_every=0), "pool_every"),
     (dict(pool_every=1.5), "pool_every"),
     (dict(hidden_dims=100), "hidden_dims must be a list"),
-    (dict(hidden_dims=[100, 0]), "hidden_dims must hold positive ints"),
+    (dict(hidden_dims=[100, 0]), "hidden_dims must be a list of positive integers; bad entries: \\[0\\]"),
     (dict(out_classes=0), "out_classes"),
 ])
 def test_conv_classifier_rejects_bad_arguments(kwargs, match):

@@ -1,4 +1,4 @@
-"""CIFAR-10's constants, the errors of loading it, and :class:`CIFAR10`, the loaded data."""
+"""CIFAR-10's constants, the errors of loading it, and :class:`CIFAR10`, the data."""
 from __future__ import annotations
 
 from dataclasses import dataclass

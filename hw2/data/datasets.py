@@ -1,4 +1,4 @@
-"""Subsets and torch ``Dataset`` s of CIFAR-10: the ``DataLoader`` path the chapters teach.
+"""Subsets and torch ``Dataset`` s of CIFAR-10: the chapters' ``DataLoader`` path.
 
 Class-balanced subsets (:func:`class_balanced_indices`), a validation split
 held out of the training images (:func:`train_val_indices`), and

@@ -1,4 +1,4 @@
-"""Where CIFAR-10 comes from: an archive, an image folder, torchvision's batches, a download.
+"""Where CIFAR-10 comes from: an archive, a folder, torchvision's batches, a download.
 
 Source plumbing, apart from what the chapters study: a source is found
 (``HW2_CIFAR10``, a path), identified (for the cache key), and decoded into

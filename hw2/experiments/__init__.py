@@ -61,7 +61,8 @@ __all__ = [
     "build_batches",
     "lr_factor", "build_optimizer", "build_trainer", "checkpoint_prefix",
     # results
-    "RESULT_FORMAT", "ExperimentFileError", "ExperimentFileWarning", "load_experiment", "load_record",
+    "RESULT_FORMAT", "ExperimentFileError", "ExperimentFileWarning", "load_experiment",
+    "load_record",
     "result_state", "experiment_status", "summary_line", "code_provenance",
     # sweeps
     "sweep_jobs", "run_job", "run_sweep", "LocalExecutor",
