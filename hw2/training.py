@@ -19,11 +19,11 @@ from __future__ import annotations
 import abc
 import math
 import os
-import random
 import sys
 import time
 from collections.abc import Callable, Iterable, Sequence
 from contextlib import nullcontext
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -31,25 +31,13 @@ import torch
 from torch import Tensor
 from tqdm import tqdm
 
-from hw2 import _checks
-from hw2._io import atomic_write
+from hw2 import _checks, checkpoint
+from hw2.checkpoint import CheckpointError, checkpoint_epoch, checkpoint_seed
 
 __all__ = ["BatchResult", "EpochResult", "FitResult", "Trainer", "LayerTrainer",
            "TorchTrainer", "CheckpointError",
            "checkpoint_epoch", "checkpoint_seed", "seeded_loaders", "mlp_trainer",
            "fit_mlp"]
-
-#: Version of the checkpoint layout written by :meth:`Trainer.fit`.
-CHECKPOINT_FORMAT = 3
-
-
-class CheckpointError(ValueError):
-    """A checkpoint that cannot be resumed from.
-
-    Unreadable, of another run, or of another layout. The message names the
-    file and says how to start afresh.
-    """
-
 
 class BatchResult(NamedTuple):
     """What one batch gives: its mean loss and how many predictions were right.
@@ -188,119 +176,71 @@ def _to_list(values: Sequence) -> list[float]:
     return [float(v) for v in values]
 
 
-def _loader_state(dl) -> dict[str, Any] | None:
-    """What a loader needs to replay the same batches after a resume.
+@dataclass
+class _Progress:
+    """A fit's bookkeeping: the history so far, and early stopping's count.
 
-    A loader with ``state_dict()`` (e.g. ``hw2.data.GPUBatches``) saves that;
-    a ``torch.utils.data.DataLoader`` shuffled by its own ``generator`` saves
-    the generator (without one it shuffles from the global RNG, which the
-    checkpoint saves anyway).
+    ``monitored`` is the split whose loss early stopping watches ('val', else
+    'test'); a new lowest loss of it resets the count of epochs without one.
     """
-    if callable(getattr(dl, "state_dict", None)):
-        return {"state_dict": dl.state_dict()}
-    gen = getattr(dl, "generator", None)
-    if gen is None:
-        gen = getattr(getattr(dl, "sampler", None), "generator", None)
-    if isinstance(gen, torch.Generator):
-        return {"generator": gen.get_state()}
-    return None
 
+    splits: list[str]
+    monitored: str
+    epoch: int = 0
+    best_loss: float = math.inf
+    epochs_without_improvement: int = 0
+    history: dict[str, list[float]] = field(default_factory=dict)
 
-def _load_loader_state(dl, state: dict[str, Any] | None) -> None:
-    if not state:
-        return
-    if "state_dict" in state:
-        dl.load_state_dict(state["state_dict"])
-    elif "generator" in state:
-        gen = getattr(dl, "generator", None)
-        if gen is None:
-            gen = getattr(getattr(dl, "sampler", None), "generator", None)
-        if isinstance(gen, torch.Generator):
-            gen.set_state(state["generator"])
+    def __post_init__(self):
+        if not self.history:
+            self.history = {f"{split}_{m}": [] for split in self.splits
+                            for m in ("loss", "acc")}
 
+    def record(self, results: dict[str, EpochResult]) -> None:
+        """One finished epoch: its mean losses and accuracies, and the count."""
+        for split, res in results.items():
+            self.history[f"{split}_loss"].append(sum(res.losses) / len(res.losses))
+            self.history[f"{split}_acc"].append(res.accuracy)
+        if self.history[f"{self.monitored}_loss"][-1] < self.best_loss:
+            self.best_loss = self.history[f"{self.monitored}_loss"][-1]
+            self.epochs_without_improvement = 0
+        else:
+            self.epochs_without_improvement += 1
+        self.epoch += 1
 
-def _rng_state() -> dict[str, Any]:
-    state = {"torch": torch.get_rng_state(), "python": random.getstate()}
-    if torch.cuda.is_available() and torch.cuda.is_initialized():
-        state["cuda"] = torch.cuda.get_rng_state_all()
-    return state
+    def stalled(self, early_stopping: int | None) -> bool:
+        """Whether early stopping ends the fit: ``early_stopping`` epochs without a
+        new lowest monitored loss."""
+        return (early_stopping is not None
+                and self.epochs_without_improvement >= early_stopping)
 
+    def state(self) -> dict[str, Any]:
+        """What a checkpoint keeps of it."""
+        return dict(epoch=self.epoch, results=self.history, best_loss=self.best_loss,
+                    epochs_without_improvement=self.epochs_without_improvement)
 
-def _set_rng_state(state: dict[str, Any]) -> None:
-    torch.set_rng_state(state["torch"])
-    if "python" in state:
-        version, internal, gauss = state["python"]
-        random.setstate((version, tuple(internal), gauss))
-    cuda = state.get("cuda")
-    if cuda and torch.cuda.is_available() and len(cuda) == torch.cuda.device_count():
-        torch.cuda.set_rng_state_all(cuda)
+    def restore(self, saved: dict[str, Any], path: Path) -> None:
+        """Take up a checkpoint's bookkeeping (its history must have these splits)."""
+        try:
+            self.history = {k: list(saved["results"][k]) for k in self.history}
+        except KeyError as e:
+            raise CheckpointError(
+                f"checkpoint {path} has no {e.args[0]} history: it was written by a "
+                f"fit {'with' if self.monitored == 'test' else 'without'} a "
+                f"validation loader. Delete it to start afresh."
+            ) from None
+        self.epoch = saved["epoch"]
+        self.best_loss = saved["best_loss"]
+        self.epochs_without_improvement = saved["epochs_without_improvement"]
 
+    def line(self, results: dict[str, EpochResult]) -> str:
+        """``train loss 1.234 acc 56.7% | test loss ...`` of the last epoch."""
+        return " | ".join(f"{split} loss {self.history[f'{split}_loss'][-1]:.3f} "
+                          f"acc {res.accuracy:.1f}%" for split, res in results.items())
 
-def checkpoint_epoch(path: str | os.PathLike) -> int:
-    """Epochs finished according to the checkpoint file ``path`` of :meth:`Trainer.fit`.
+    def result(self) -> FitResult:
+        return FitResult(self.epoch, **self.history)
 
-    0 when there is no file, or one that cannot be read (``fit`` reports that
-    when it tries to resume). For progress displays; training reads the
-    whole checkpoint with :meth:`Trainer.load_checkpoint`.
-    """
-    path = Path(path)
-    if not path.is_file():
-        return 0
-    try:
-        saved = torch.load(path, map_location="cpu", weights_only=True)
-        return int(saved.get("epoch", 0)) if isinstance(saved, dict) else 0
-    except Exception:  # truncated, not a checkpoint: fit decides what to do with it
-        return 0
-
-
-def _differences(saved: dict | None, wanted: dict, shown: int = 3) -> str:
-    """``lr: 0.001 in the checkpoint, 0.5 now; ...`` for the keys that differ."""
-    if not isinstance(saved, dict):
-        return "it records no run"
-    keys = sorted(k for k in {*saved, *wanted} if saved.get(k) != wanted.get(k))
-    text = "; ".join(f"{k}: {saved.get(k)!r} in the checkpoint, {wanted.get(k)!r} now"
-                     for k in keys[:shown])
-    return text + (f"; and {len(keys) - shown} more" if len(keys) > shown else "")
-
-
-def _check_checkpoint_place(path: Path) -> None:
-    """A checkpoint file must be a file (or absent) in a folder (or one to create).
-
-    Raises:
-        CheckpointError: naming the folder or file in the way, before training.
-    """
-    if path.exists() and not path.is_file():
-        raise CheckpointError(f"checkpoint {path} is not a file; remove it or choose "
-                              f"another checkpoint prefix")
-    folder = path.parent
-    while not folder.exists() and folder != folder.parent:
-        folder = folder.parent
-    if not folder.is_dir():
-        raise CheckpointError(f"the checkpoint {path} cannot be written: {folder} is a "
-                              f"file, not a folder; choose another checkpoint prefix")
-
-
-#: What a checkpoint of :meth:`Trainer.fit` holds.
-CHECKPOINT_KEYS = ("format", "epoch", "results", "best_loss",
-                   "epochs_without_improvement", "model", "optimizer", "extra", "rng",
-                   "loaders", "epoch_seconds")
-
-
-def checkpoint_seed(path: str | os.PathLike) -> int | None:
-    """The seed recorded in a checkpoint's run identity (None: none, or unreadable).
-
-    A run whose seed was drawn at random records the seed it drew, so that a
-    resume continues on the same data (see ``hw2.experiments.run_config``).
-    """
-    path = Path(path)
-    if not path.is_file():
-        return None
-    try:
-        saved = torch.load(path, map_location="cpu", weights_only=True)
-        seed = saved.get("run", {}).get("seed") if isinstance(saved, dict) else None
-    except Exception:  # unreadable: fit reports that when it tries to resume
-        return None
-    return seed if _checks.is_int(seed) else None
 
 
 class Trainer(abc.ABC):
@@ -318,6 +258,8 @@ class Trainer(abc.ABC):
         #: Wall-clock seconds of each epoch (train + test) of the last fit,
         #: including the epochs before a resume.
         self.epoch_seconds: list[float] = []
+        #: Wall-clock seconds of each epoch's training pass alone.
+        self.train_seconds: list[float] = []
 
     # ------------------------------------------------------------------ fit
     def fit(self, dl_train: Iterable, dl_test: Iterable, num_epochs: int,
@@ -359,89 +301,55 @@ class Trainer(abc.ABC):
             The per-epoch losses and accuracies of the whole run.
         """
         num_epochs = _positive_int("num_epochs", num_epochs)
-        early_stopping = _positive_int(
-            "early_stopping", early_stopping, allow_none=True
-        )
+        early_stopping = _positive_int("early_stopping", early_stopping,
+                                       allow_none=True)
         print_every = _positive_int("print_every", print_every)
         max_batches = _positive_int("max_batches", max_batches, allow_none=True)
-        if checkpoints is not None and not isinstance(checkpoints, (str, os.PathLike)):
-            raise TypeError(
-                f"checkpoints must be a path prefix (str), got {checkpoints!r}"
-            )
+        checkpoint_file = checkpoint.check_place(checkpoints)
         verbose = _resolve_verbose(verbose)
-        checkpoint_file = (
-            None if checkpoints is None else Path(f"{os.fspath(checkpoints)}.pt")
-        )
-        if checkpoint_file is not None:
-            _check_checkpoint_place(checkpoint_file)
+        loaders = {"train": dl_train, "val": dl_val, "test": dl_test}
+        progress = _Progress([s for s, dl in loaders.items() if dl is not None],
+                             monitored="val" if dl_val is not None else "test")
+        self.epoch_seconds, self.train_seconds = [], []
 
-        splits = ("train", "val", "test") if dl_val is not None else ("train", "test")
-        # early stopping watches this loss
-        monitored = "val" if dl_val is not None else "test"
-        history = {f"{split}_{m}": [] for split in splits for m in ("loss", "acc")}
-        epochs_done, best_loss, epochs_without_improvement = 0, math.inf, 0
-        self.epoch_seconds = []
+        # Resume where a checkpoint left off.
         if checkpoint_file is not None and checkpoint_file.is_file():
             saved = self.load_checkpoint(checkpoint_file, dl_train, dl_test, dl_val,
                                          run_identity=run_identity)
-            epochs_done = saved["epoch"]
-            try:
-                history = {k: list(saved["results"][k]) for k in history}
-            except KeyError as e:
-                raise CheckpointError(
-                    f"checkpoint {checkpoint_file} has no {e.args[0]} history: "
-                    f"it was written by a fit {'without' if dl_val else 'with'} "
-                    f"a validation loader. Delete it to start afresh."
-                ) from None
-            best_loss = saved["best_loss"]
-            epochs_without_improvement = saved["epochs_without_improvement"]
+            progress.restore(saved, checkpoint_file)
             if verbose:
-                print(f"*** Resuming from {checkpoint_file} after epoch {epochs_done}")
+                print(f"*** Resuming from {checkpoint_file} after epoch "
+                      f"{progress.epoch}")
 
-        while epochs_done < num_epochs:
-            if (early_stopping is not None
-                    and epochs_without_improvement >= early_stopping):
-                break
-            epoch = epochs_done + 1
+        while progress.epoch < num_epochs and not progress.stalled(early_stopping):
+            epoch = progress.epoch + 1
             report = verbose and (epoch % print_every == 0 or epoch == num_epochs)
+            kw = {"max_batches": max_batches, "verbose": report}
+            # 1. Train, then evaluate on the validation and test sets.
             start = time.perf_counter()
-            epoch_kw = {"max_batches": max_batches, "verbose": report}
-            results = {"train": self.train_epoch(dl_train, **epoch_kw)}
-            if dl_val is not None:
-                results["val"] = self.test_epoch(dl_val, **epoch_kw)
-            results["test"] = self.test_epoch(dl_test, **epoch_kw)
+            results = {"train": self.train_epoch(dl_train, **kw)}
+            self.train_seconds.append(time.perf_counter() - start)
+            for split in ("val", "test"):
+                if loaders[split] is not None:
+                    results[split] = self.test_epoch(loaders[split], **kw)
             self.epoch_seconds.append(time.perf_counter() - start)
-
-            for split, res in results.items():
-                history[f"{split}_loss"].append(sum(res.losses) / len(res.losses))
-                history[f"{split}_acc"].append(res.accuracy)
-            # 1. Early stopping bookkeeping: a new lowest monitored loss resets
-            #    the count.
-            if history[f"{monitored}_loss"][-1] < best_loss:
-                best_loss = history[f"{monitored}_loss"][-1]
-                epochs_without_improvement = 0
-            else:
-                epochs_without_improvement += 1
-            epochs_done = epoch
-            # 2. Checkpoint: everything the next epoch depends on.
+            # 2. The history and early stopping's count.
+            progress.record(results)
+            # 3. Checkpoint: everything the next epoch depends on.
             if checkpoint_file is not None:
-                self.save_checkpoint(
-                    checkpoint_file, dl_train, dl_test, dl_val, epoch=epochs_done,
-                    run=run_identity, results=history, best_loss=best_loss,
-                    epochs_without_improvement=epochs_without_improvement)
+                self.save_checkpoint(checkpoint_file, dl_train, dl_test, dl_val,
+                                     run=run_identity, **progress.state())
             if report:
-                scores = " | ".join(
-                    f"{split} loss {history[f'{split}_loss'][-1]:.3f} "
-                    f"acc {res.accuracy:.1f}%" for split, res in results.items())
-                print(f"--- epoch {epoch}/{num_epochs}: {scores} "
+                print(f"--- epoch {epoch}/{num_epochs}: {progress.line(results)} "
                       f"| {self.epoch_seconds[-1]:.1f} s")
             if on_epoch is not None:
-                on_epoch(epochs_done)
+                on_epoch(progress.epoch)
 
-        if verbose and epochs_done < num_epochs:
-            print(f"*** Early stopping after epoch {epochs_done}: no new lowest "
-                  f"{monitored} loss for {epochs_without_improvement} epochs")
-        return FitResult(epochs_done, **history)
+        if verbose and progress.epoch < num_epochs:
+            print(f"*** Early stopping after epoch {progress.epoch}: no new lowest "
+                  f"{progress.monitored} loss for "
+                  f"{progress.epochs_without_improvement} epochs")
+        return progress.result()
 
     # --------------------------------------------------------------- epochs
     def train_epoch(self, dl_train: Iterable, *, max_batches: int | None = None,
@@ -515,21 +423,20 @@ class Trainer(abc.ABC):
         self, path: Path, dl_train, dl_test, dl_val=None, **progress
     ) -> None:
         """Save model, optimizer, RNG and loader states and ``progress`` in ``path``."""
-        state = {
-            "format": CHECKPOINT_FORMAT,
+        checkpoint.write(path, {
             **progress,
             "model": self.model_state_dict(),
             "optimizer": self.optimizer.state_dict(),
             "extra": self.extra_state_dict(),
-            "rng": _rng_state(),
+            "rng": checkpoint.rng_state(),
             "loaders": {
-                "train": _loader_state(dl_train),
-                "test": _loader_state(dl_test),
-                "val": _loader_state(dl_val),
+                "train": checkpoint.loader_state(dl_train),
+                "test": checkpoint.loader_state(dl_test),
+                "val": checkpoint.loader_state(dl_val),
             },
             "epoch_seconds": list(self.epoch_seconds),
-        }
-        atomic_write(path, lambda f: torch.save(state, f))
+            "train_seconds": list(self.train_seconds),
+        })
 
     def load_checkpoint(self, path: Path, dl_train=None, dl_test=None, dl_val=None, *,
                         run_identity: dict | None = None) -> dict[str, Any]:
@@ -542,39 +449,10 @@ class Trainer(abc.ABC):
         Raises:
             CheckpointError: a damaged checkpoint, one of another layout, one
                 saved with another ``run_identity`` or one that does not fit
-                the model; the message names the file and the remedy.
+                the model; the message names the file and the remedy
+                (:func:`hw2.checkpoint.read`).
         """
-        fresh = "Delete it to start the run afresh."
-        try:
-            saved = torch.load(path, map_location="cpu", weights_only=True)
-        except Exception as e:
-            raise CheckpointError(
-                f"checkpoint {path} cannot be read ({type(e).__name__}: "
-                f"{str(e).splitlines()[0] if str(e) else ''}); it is damaged, "
-                f"e.g. by an interrupted copy. {fresh}"
-            ) from None
-        if isinstance(saved, dict) and saved.get("format") == CHECKPOINT_FORMAT:
-            missing = [k for k in CHECKPOINT_KEYS if k not in saved]
-            if missing:
-                raise CheckpointError(
-                    f"checkpoint {path} is incomplete: it lacks "
-                    f"{', '.join(missing)}. {fresh}"
-                )
-        if not isinstance(saved, dict) or saved.get("format") != CHECKPOINT_FORMAT:
-            found = (
-                saved.get("format") if isinstance(saved, dict) else type(saved).__name__
-            )
-            raise CheckpointError(
-                f"{path} is not a checkpoint of this version of "
-                f"hw2.training (format {found!r}, not {CHECKPOINT_FORMAT}). "
-                f"{fresh}"
-            )
-        if run_identity is not None and saved.get("run") != run_identity:
-            raise CheckpointError(
-                f"checkpoint {path} was written by another run or with other "
-                f"settings ({_differences(saved.get('run'), run_identity)}). "
-                f"{fresh} Or run again with the settings it was written with."
-            )
+        saved = checkpoint.read(path, run_identity)
         try:
             self.load_model_state_dict(saved["model"])
             self.optimizer.load_state_dict(saved["optimizer"])
@@ -582,16 +460,14 @@ class Trainer(abc.ABC):
         except (RuntimeError, ValueError, KeyError) as e:
             raise CheckpointError(
                 f"checkpoint {path} does not fit this trainer's model or "
-                f"optimizer ({str(e).splitlines()[0]}). {fresh}"
+                f"optimizer ({str(e).splitlines()[0]}). {checkpoint.FRESH}"
             ) from None
-        if dl_train is not None:
-            _load_loader_state(dl_train, saved["loaders"]["train"])
-        if dl_test is not None:
-            _load_loader_state(dl_test, saved["loaders"]["test"])
-        if dl_val is not None:
-            _load_loader_state(dl_val, saved["loaders"].get("val"))
-        _set_rng_state(saved["rng"])
+        for dl, split in ((dl_train, "train"), (dl_test, "test"), (dl_val, "val")):
+            if dl is not None:
+                checkpoint.load_loader_state(dl, saved["loaders"].get(split))
+        checkpoint.set_rng_state(saved["rng"])
         self.epoch_seconds = list(saved["epoch_seconds"])
+        self.train_seconds = list(saved.get("train_seconds", []))
         return saved
 
 

@@ -264,13 +264,13 @@ def test_resume_after_interruption_is_exact(tmp_path, setup, interrupting):
 
 
 def _skip_rng_restore(monkeypatch, trainer):
-    import hw2.training as training
-    monkeypatch.setattr(training, "_set_rng_state", lambda state: None)
+    import hw2.checkpoint as checkpoint
+    monkeypatch.setattr(checkpoint, "set_rng_state", lambda state: None)
 
 
 def _skip_loader_restore(monkeypatch, trainer):
-    import hw2.training as training
-    monkeypatch.setattr(training, "_load_loader_state", lambda dl, state: None)
+    import hw2.checkpoint as checkpoint
+    monkeypatch.setattr(checkpoint, "load_loader_state", lambda dl, state: None)
 
 
 def _skip_optimizer_restore(monkeypatch, trainer):

@@ -370,13 +370,13 @@ def identity_differences(have: dict, want: dict, *, compare_seed: bool = True,
                          there: str = "there", shown: int = 3) -> str:
     """``epochs: 1 in the file, 2 wanted; ...`` for the fields two identities differ in.
 
-    An empty string when they agree (``compare_seed=False`` ignores the seed).
+    An empty string when they agree (``compare_seed=False`` ignores the seed);
+    the wording of :func:`hw2.checkpoint.differences`.
     """
-    keys = sorted(k for k in {*have, *want} if have.get(k) != want.get(k)
-                  and (compare_seed or k != "seed"))
-    text = "; ".join(f"{k}: {have.get(k)!r} {there}, {want.get(k)!r} wanted"
-                     for k in keys[:shown])
-    return text + (f"; and {len(keys) - shown} more" if len(keys) > shown else "")
+    from hw2.checkpoint import differences
+
+    return differences(have, want, there=there, here="wanted",
+                       ignore=() if compare_seed else ("seed",), shown=shown)
 
 
 def experiment_status(name: str, results_dir: str | os.PathLike | None = None, *,

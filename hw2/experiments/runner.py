@@ -232,33 +232,6 @@ def build_trainer(cfg: RunConfig, model, device, steps_per_epoch: int):
 # Bookkeeping of one run
 # --------------------------------------------------------------------------
 
-class _TimedBatches:
-    """Pass-through batch iterable that records when each pass over it starts.
-
-    The trainer turns an epoch's results into floats when its training pass
-    ends (one host sync), so "next pass starts − train pass starts" is the
-    training time of that epoch. Delegates ``len`` and the loader state that
-    checkpoints hold.
-    """
-
-    def __init__(self, batches):
-        self.batches = batches
-        self.starts: list[float] = []
-
-    def __len__(self):
-        return len(self.batches)
-
-    def __iter__(self):
-        self.starts.append(time.perf_counter())
-        return iter(self.batches)
-
-    def state_dict(self):
-        return self.batches.state_dict()
-
-    def load_state_dict(self, state):
-        self.batches.load_state_dict(state)
-
-
 def _epoch_images(n: int, batch_size: int, drop_last: bool,
                   max_batches: int | None) -> int:
     """Images one pass over ``n`` images sees.
@@ -365,30 +338,27 @@ def run_config(cfg: RunConfig, *, data=None, verbose: bool | None = None,
         ckpt_file.parent.mkdir(parents=True, exist_ok=True)
     out = result_path(cfg)
     _remove_stale_temp_files(out, ckpt_file)
-    timed_train, timed_test = _TimedBatches(dl_train), _TimedBatches(dl_test)
-    timed_val = _TimedBatches(dl_val) if dl_val is not None else None
     t_setup = time.perf_counter() - t_start
     with flush_denormals(device):
-        fit_res = trainer.fit(timed_train, timed_test, cfg.epochs,
+        fit_res = trainer.fit(dl_train, dl_test, cfg.epochs,
                               checkpoints=cfg.checkpoints,
                               early_stopping=cfg.early_stopping or None,
                               max_batches=cfg.batches, verbose=verbose,
-                              dl_val=timed_val,
+                              dl_val=dl_val,
                               run_identity={**cfg.identity(), "seed": seed},
                               on_epoch=heartbeat)
 
-    # Training throughput of the epochs run in this process. Images per
-    # epoch: ``batches`` (and drop_last for training) can make these fewer
-    # than the split sizes. An epoch's training ends where its first
-    # evaluation pass (validation, else test) starts.
+    # Training throughput: the Trainer times each epoch's training pass (also
+    # those before a resume, which the checkpoint remembers). Images per epoch:
+    # ``batches`` (and drop_last for training) can make these fewer than the
+    # split sizes.
     images_per_epoch = _epoch_images(n_train, dl_train.batch_size, dl_train.drop_last,
                                      cfg.batches)
     test_images_per_epoch = _epoch_images(n_test, dl_test.batch_size, dl_test.drop_last,
                                           cfg.batches)
-    evaluation_starts = (timed_val or timed_test).starts
-    train_seconds = [t1 - t0 for t0, t1 in zip(timed_train.starts, evaluation_starts)]
+    train_seconds = [float(s) for s in trainer.train_seconds]
     rates = sorted(images_per_epoch / s for s in train_seconds if s > 0)
-    epoch_seconds = [float(s) for s in getattr(trainer, "epoch_seconds", [])]
+    epoch_seconds = [float(s) for s in trainer.epoch_seconds]
 
     # 5. record
     losses = [*fit_res.train_loss, *fit_res.val_loss, *fit_res.test_loss]
