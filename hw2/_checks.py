@@ -82,15 +82,22 @@ def positive_real(name: str, value: Any, *, owner: str | None = None,
 
 
 def real_in(name: str, value: Any, low: float, high: float, *, high_open: bool = True,
-            owner: str | None = None) -> float:
-    """``value`` as a float if ``low ≤ value < high``.
+            owner: str | None = None,
+            type_error: type[Exception] = ValueError) -> float:
+    """``value`` as a float if ``low ≤ value < high`` (``≤ high`` with ``high_open=False``).
 
-    With ``high_open=False`` the bound is ``≤ high``.
+    The message names the interval: ``momentum must be a number in [0, 1), got
+    1.5``. A value that is not a real number raises ``type_error`` (the
+    optimizers raise ``TypeError`` for it, configurations ``ValueError``).
     """
+    bracket = ")" if high_open else "]"
+    if not is_real(value) and not (isinstance(value, numbers.Real)
+                                   and not isinstance(value, bool)):
+        fail(name, f"a real number in [{low:g}, {high:g}{bracket}", value, owner,
+             type_error)
     inside = (is_real(value) and low <= value
               and (value < high if high_open else value <= high))
     if not inside:
-        bracket = ")" if high_open else "]"
         fail(name, f"a number in [{low:g}, {high:g}{bracket}", value, owner)
     return float(value)
 

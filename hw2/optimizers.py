@@ -17,48 +17,59 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable
-from numbers import Real
+from dataclasses import dataclass
 from typing import Any
 
 import torch
 from torch import Tensor
 
+from hw2 import _checks
 from hw2._checks import FLOAT32_MAX
 
-__all__ = ["Optimizer", "VanillaSGD", "MomentumSGD", "RMSProp", "Adam"]
+__all__ = ["Hyper", "Optimizer", "VanillaSGD", "MomentumSGD", "RMSProp", "Adam"]
 
 ParamPair = tuple[Tensor, Tensor]
 
 
-def _check_real(name: str, value, *, low: float, high: float = FLOAT32_MAX,
-                low_open: bool = False, high_open: bool = False) -> float:
-    """``value`` as a float: finite, and no larger than float32 holds by default.
+@dataclass(frozen=True)
+class Hyper:
+    """How one hyperparameter is checked: a real number in an interval.
 
-    Raises:
-        TypeError: ``value`` is not a real number (the message names it).
-        ValueError: ``value`` is outside its allowed range (the message names
-            it and the range).
+    Each optimizer names its hyperparameters once, in ``hyperparameters``
+    (``{"learn_rate": Hyper(low=0), ...}``, as ``torch.optim`` names them in
+    ``defaults``): the constructor, ``load_state_dict`` and ``repr`` all read
+    that one specification. ``pair=True`` is a pair of such numbers (Adam's
+    ``betas``).
     """
-    if isinstance(value, bool) or not isinstance(value, Real):
-        raise TypeError(f"{name} must be a real number, got {value!r}")
-    value = float(value)
-    too_low = value <= low if low_open else value < low
-    too_high = value >= high if high_open else value > high
-    if math.isnan(value) or too_low or too_high:
-        left = "(" if low_open else "["
-        right = ")" if high_open else "]"
-        raise ValueError(
-            f"{name} must be in {left}{low:g}, {high:g}{right}, got {value!r}"
-        )
-    return value
+
+    low: float = 0.0
+    high: float = FLOAT32_MAX
+    high_open: bool = False
+    pair: bool = False
+
+    def check(self, name: str, value):
+        """``value`` checked (a float, or a tuple of two).
+
+        Raises:
+            TypeError: not a real number (or a pair), naming ``name``.
+            ValueError: outside the interval, naming ``name`` and the interval.
+        """
+        if not self.pair:
+            return _checks.real_in(name, value, self.low, self.high,
+                                   high_open=self.high_open, type_error=TypeError)
+        if not (isinstance(value, (tuple, list)) and len(value) == 2):
+            raise ValueError(f"{name} must be a pair ({name}[0], {name}[1]), got "
+                             f"{value!r}")
+        return tuple(Hyper(self.low, self.high, self.high_open).check(f"{name}[{i}]", v)
+                     for i, v in enumerate(value))
 
 
 class Optimizer:
     """Base class: holds the ``(param, grad)`` pairs and per-parameter state.
 
-    Subclasses set their hyperparameters as attributes, list their names in
-    ``hyperparameters`` (for ``state_dict``), and implement ``update``,
-    which changes one parameter in place. ``step`` calls it under
+    Subclasses specify their hyperparameters once, in ``hyperparameters``
+    (name → :class:`Hyper`), pass their values to ``__init__``, and implement
+    ``update``, which changes one parameter in place. ``step`` calls it under
     ``torch.no_grad()`` for every pair. (A subclass may instead override
     ``step`` itself, as in the original assignment.)
 
@@ -66,12 +77,18 @@ class Optimizer:
         params: the ``(param, grad)`` pairs to optimise, e.g.
             ``model.params()`` of an ``hw2.layers`` model. Each pair holds two
             tensors of the same shape.
+        **hyper: the values of the subclass's ``hyperparameters``, checked and
+            set as attributes.
     """
 
-    #: Names of the attributes saved by ``state_dict`` besides the state.
-    hyperparameters: tuple[str, ...] = ()
+    #: Each hyperparameter's check, by name: what ``__init__`` takes and sets,
+    #: what ``state_dict`` saves and ``load_state_dict`` checks again.
+    hyperparameters: dict[str, Hyper] = {}
+    #: The L2 strength λ of ``_regularized_grad`` (a hyperparameter of every
+    #: optimizer of this module; 0 for one that does not take it).
+    reg: float = 0.0
 
-    def __init__(self, params: Iterable[ParamPair]):
+    def __init__(self, params: Iterable[ParamPair], **hyper):
         if type(self).update is Optimizer.update and type(self).step is Optimizer.step:
             raise TypeError(
                 f"{type(self).__name__} is abstract: a subclass of Optimizer must "
@@ -107,6 +124,20 @@ class Optimizer:
         self._params: list[ParamPair] = [(p, dp) for p, dp in params]
         #: Per-parameter state, keyed by the parameter's index in ``params``.
         self.state: dict[int, dict[str, Any]] = {}
+        self._set_hyperparameters(hyper)
+
+    def _set_hyperparameters(self, values: dict[str, Any]) -> None:
+        """Check every hyperparameter's value against its :class:`Hyper`, then set."""
+        unknown = sorted(set(values) - set(self.hyperparameters))
+        missing = sorted(set(self.hyperparameters) - set(values))
+        if unknown or missing:
+            raise TypeError(f"{type(self).__name__} has the hyperparameters "
+                            f"{', '.join(self.hyperparameters) or 'none'}; got "
+                            f"{', '.join(sorted(values)) or 'none'}")
+        checked = {name: spec.check(name, values[name])
+                   for name, spec in self.hyperparameters.items()}
+        for name, value in checked.items():
+            setattr(self, name, value)
 
     @property
     def params(self) -> list[ParamPair]:
@@ -190,15 +221,10 @@ class Optimizer:
                     dtype = p.dtype if v.is_floating_point() else v.dtype
                     v = v.to(device=p.device, dtype=dtype, copy=True)
                 state[i][k] = v
-        # Re-run the constructor's checks on the restored hyperparameters.
-        current = {n: getattr(self, n) for n in self.hyperparameters}
-        for name, value in self._validate(**{**current, **hyper}).items():
-            setattr(self, name, value)
+        # The constructor's checks, on the restored hyperparameters.
+        self._set_hyperparameters({**{n: getattr(self, n) for n in self.hyperparameters},
+                                   **hyper})
         self.state = state
-
-    @staticmethod
-    def _validate(**hyperparameters) -> dict[str, Any]:
-        return hyperparameters
 
     def __repr__(self) -> str:
         hyper = ", ".join(f"{n}={getattr(self, n)!r}" for n in self.hyperparameters)
@@ -219,17 +245,10 @@ class VanillaSGD(Optimizer):
         reg: λ ≥ 0, the L2 regularisation strength.
     """
 
-    hyperparameters = ("learn_rate", "reg")
+    hyperparameters = {"learn_rate": Hyper(), "reg": Hyper()}
 
     def __init__(self, params, learn_rate: float = 1e-3, reg: float = 1e-3):
-        super().__init__(params)
-        hp = self._validate(learn_rate=learn_rate, reg=reg)
-        self.learn_rate, self.reg = hp["learn_rate"], hp["reg"]
-
-    @staticmethod
-    def _validate(learn_rate, reg):
-        return dict(learn_rate=_check_real("learn_rate", learn_rate, low=0),
-                    reg=_check_real("reg", reg, low=0))
+        super().__init__(params, learn_rate=learn_rate, reg=reg)
 
     def update(self, p, dp, state):
         g = self._regularized_grad(p, dp)  # g = ∇L + λθ
@@ -257,22 +276,12 @@ class MomentumSGD(Optimizer):
         momentum: μ in [0, 1), the fraction of the velocity kept each step.
     """
 
-    hyperparameters = ("learn_rate", "reg", "momentum")
+    hyperparameters = {"learn_rate": Hyper(), "reg": Hyper(),
+                       "momentum": Hyper(high=1, high_open=True)}
 
     def __init__(self, params, learn_rate: float = 1e-3, reg: float = 1e-3,
                  momentum: float = 0.9):
-        super().__init__(params)
-        hp = self._validate(learn_rate=learn_rate, reg=reg, momentum=momentum)
-        self.learn_rate, self.reg, self.momentum = (
-            hp["learn_rate"], hp["reg"], hp["momentum"])
-
-    @staticmethod
-    def _validate(learn_rate, reg, momentum):
-        return dict(
-            learn_rate=_check_real("learn_rate", learn_rate, low=0),
-            reg=_check_real("reg", reg, low=0),
-            momentum=_check_real("momentum", momentum, low=0, high=1, high_open=True),
-        )
+        super().__init__(params, learn_rate=learn_rate, reg=reg, momentum=momentum)
 
     def update(self, p, dp, state):
         g = self._regularized_grad(p, dp)  # g = ∇L + λθ
@@ -306,21 +315,12 @@ class RMSProp(Optimizer):
         eps: ε ≥ 0, added to r under the square root.
     """
 
-    hyperparameters = ("learn_rate", "reg", "decay", "eps")
+    hyperparameters = {"learn_rate": Hyper(), "reg": Hyper(),
+                       "decay": Hyper(high=1, high_open=True), "eps": Hyper()}
 
     def __init__(self, params, learn_rate: float = 1e-3, reg: float = 1e-3,
                  decay: float = 0.99, eps: float = 1e-8):
-        super().__init__(params)
-        hp = self._validate(learn_rate=learn_rate, reg=reg, decay=decay, eps=eps)
-        self.learn_rate, self.reg, self.decay, self.eps = (
-            hp["learn_rate"], hp["reg"], hp["decay"], hp["eps"])
-
-    @staticmethod
-    def _validate(learn_rate, reg, decay, eps):
-        return dict(learn_rate=_check_real("learn_rate", learn_rate, low=0),
-                    reg=_check_real("reg", reg, low=0),
-                    decay=_check_real("decay", decay, low=0, high=1, high_open=True),
-                    eps=_check_real("eps", eps, low=0))
+        super().__init__(params, learn_rate=learn_rate, reg=reg, decay=decay, eps=eps)
 
     def update(self, p, dp, state):
         g = self._regularized_grad(p, dp)  # g = ∇L + λθ
@@ -357,28 +357,13 @@ class Adam(Optimizer):
         eps: ε ≥ 0, added to √ŝ.
     """
 
-    hyperparameters = ("learn_rate", "reg", "betas", "eps")
+    hyperparameters = {"learn_rate": Hyper(), "reg": Hyper(),
+                       "betas": Hyper(high=1, high_open=True, pair=True),
+                       "eps": Hyper()}
 
     def __init__(self, params, learn_rate: float = 1e-3, reg: float = 0.0,
                  betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8):
-        super().__init__(params)
-        hp = self._validate(learn_rate=learn_rate, reg=reg, betas=betas, eps=eps)
-        self.learn_rate, self.reg, self.betas, self.eps = (
-            hp["learn_rate"], hp["reg"], hp["betas"], hp["eps"])
-
-    @staticmethod
-    def _validate(learn_rate, reg, betas, eps):
-        if not (isinstance(betas, (tuple, list)) and len(betas) == 2):
-            raise ValueError(f"betas must be a pair (beta1, beta2), got {betas!r}")
-        return dict(
-            learn_rate=_check_real("learn_rate", learn_rate, low=0),
-            reg=_check_real("reg", reg, low=0),
-            betas=(
-                _check_real("betas[0]", betas[0], low=0, high=1, high_open=True),
-                _check_real("betas[1]", betas[1], low=0, high=1, high_open=True),
-            ),
-            eps=_check_real("eps", eps, low=0),
-        )
+        super().__init__(params, learn_rate=learn_rate, reg=reg, betas=betas, eps=eps)
 
     def update(self, p, dp, state):
         beta1, beta2 = self.betas

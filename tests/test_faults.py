@@ -422,7 +422,7 @@ def test_optimizers_refuse_a_learning_rate_float32_cannot_hold(lr):
     params = [(torch.zeros(2), torch.zeros(2))]
     for cls in (optimizers.VanillaSGD, optimizers.MomentumSGD, optimizers.RMSProp,
                 optimizers.Adam):
-        with pytest.raises(ValueError, match="learn_rate must be in"):
+        with pytest.raises(ValueError, match="learn_rate must be a number in"):
             cls(params, learn_rate=lr, reg=0.0)
 
 
