@@ -84,7 +84,7 @@ def positive_real(name: str, value: Any, *, owner: str | None = None,
 def real_in(name: str, value: Any, low: float, high: float, *, high_open: bool = True,
             owner: str | None = None,
             type_error: type[Exception] = ValueError) -> float:
-    """``value`` as a float if ``low ≤ value < high`` (``≤ high`` with ``high_open=False``).
+    """``value`` as a float if ``low ≤ value < high`` (``≤ high``: ``high_open=False``).
 
     The message names the interval: ``momentum must be a number in [0, 1), got
     1.5``. A value that is not a real number raises ``type_error`` (the

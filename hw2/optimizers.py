@@ -222,8 +222,8 @@ class Optimizer:
                     v = v.to(device=p.device, dtype=dtype, copy=True)
                 state[i][k] = v
         # The constructor's checks, on the restored hyperparameters.
-        self._set_hyperparameters({**{n: getattr(self, n) for n in self.hyperparameters},
-                                   **hyper})
+        current = {name: getattr(self, name) for name in self.hyperparameters}
+        self._set_hyperparameters({**current, **hyper})
         self.state = state
 
     def __repr__(self) -> str:

@@ -1,7 +1,7 @@
 """The command line: ``python -m hw2.experiments {run-exp,sweep,list}``.
 
 Every option of a run is generated from a field of :class:`RunConfig`: its
-type, its default and its comment (the help text). The original
+type, its default and its help text (the field's metadata). The original
 assignment's short flags (-n -o -s -K -L -P -H -M) stay. Bad input is one
 line on stderr and exit code 2; a run that fails is exit code 1. SIGTERM
 (``kill``, SLURM) and SIGINT (Ctrl-C) stop a run at once: its claim is
@@ -16,14 +16,10 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import inspect
-import io
 import json
 import sys
-import tokenize
 
 from hw2._io import WriteError
-from hw2.experiments import config as config_module
 from hw2.experiments.claims import Claim, stale_after_s, try_claim
 from hw2.experiments.config import (LR_SCHEDULES, MODEL_TYPES, OPTIMIZERS, PROTOCOLS,
                                     RunConfig, result_path)
@@ -60,29 +56,8 @@ class _ArgumentParser(argparse.ArgumentParser):
 # --------------------------------------------------------------------------
 
 def field_help() -> dict[str, str]:
-    """``{field: its comment}`` from the source of :class:`RunConfig`.
-
-    A field's comment is the ``#`` text on its line and on the comment-only
-    lines right under it.
-    """
-    source = inspect.getsource(config_module.RunConfig)
-    names = {f.name for f in dataclasses.fields(RunConfig)}
-    helps: dict[str, list[str]] = {}
-    current, line_of_current = None, None
-    for tok in tokenize.generate_tokens(io.StringIO(source).readline):
-        row = tok.start[0]
-        if tok.type == tokenize.NAME and tok.string in names and tok.start[1] == 4:
-            current, line_of_current = tok.string, row
-        elif tok.type == tokenize.COMMENT and current is not None:
-            text = tok.string.lstrip("#").strip()
-            if text.startswith("---"):  # a section comment ends the field's help
-                current = None
-            elif row in (line_of_current,
-                         line_of_current + len(helps.get(current, []))):
-                helps.setdefault(current, []).append(text)
-            else:
-                current = None
-    return {name: " ".join(parts) for name, parts in helps.items()}
+    """``{field: its help text}``, from each :class:`RunConfig` field's metadata."""
+    return {f.name: f.metadata.get("help", "") for f in dataclasses.fields(RunConfig)}
 
 
 def _typed(kind: str, flag: str):

@@ -12,6 +12,7 @@ Standard library only: importing this module (or asking the CLI for
 """
 from __future__ import annotations
 
+import copy
 import dataclasses
 import json
 import os
@@ -31,6 +32,7 @@ __all__ = [
     "Protocol",
     "PROTOCOLS",
     "RunConfig",
+    "option",
     "results_dir",
     "study_results_dir",
     "study_folder",
@@ -166,61 +168,84 @@ PROTOCOLS: dict[str, Protocol] = {p.name: p for p in [
 # One run's configuration
 # --------------------------------------------------------------------------
 
+_REQUIRED = dataclasses.MISSING
+
+
+def option(default: Any = _REQUIRED, help: str = ""):
+    """A :class:`RunConfig` field with its help text (``field(metadata=...)``).
+
+    A list or dict default is copied for every config (``default_factory``).
+    """
+    metadata = {"help": help}
+    if isinstance(default, (list, dict)):
+        return field(default_factory=lambda: copy.deepcopy(default),
+                     metadata=metadata)
+    return field(default=default, metadata=metadata)
+
+
 @dataclass
 class RunConfig:
     """Everything that defines one run. Plain data: ``to_dict()`` is the job spec.
 
     The first blocks mirror the original assignment's ``run_experiment``
     arguments (same names, same flags); the rest are the book's additions.
-    Each comment is the field's help text on the command line.
+    Each field's help text (:func:`option`) is its help on the command line.
     """
     # --- what and where
-    run_name: str                   # prefix of the result file's name
-    out_dir: str | None = None      # folder of the result file; None: results_dir()
-                                    # (/<protocol> with a protocol)
-    seed: int | None = 42           # random seed; None: drawn at random (and recorded)
+    run_name: str = option(help="prefix of the result file's name")
+    out_dir: str | None = option(
+        None, "folder of the result file; None: the protocol's folder of the seed "
+              "(results/<protocol>/seed<N>), or results/ without a protocol")
+    seed: int | None = option(42, "random seed; None: drawn at random (and recorded)")
     # --- training loop (original flags)
-    bs_train: int = 128             # images per optimisation step
-    bs_test: int | None = None      # images per evaluation batch; None: bs_train
-    batches: int | None = None      # most batches per epoch of each split; None: all
-    epochs: int = 20                # most epochs
-    early_stopping: int | None = 3  # stop after this many epochs without a new lowest
-                                    # validation loss (test loss without val_size);
-                                    # 0 or None: never
-    checkpoints: str | None = None  # checkpoint path prefix (file <prefix>.pt): resume
-                                    # from it, save to it; None: no checkpoints
-    lr: float = 1e-3                # peak learning rate
-    reg: float = 1e-3               # L2 strength, given to the optimizer as
-                                    # weight_decay
+    bs_train: int = option(128, "images per optimisation step")
+    bs_test: int | None = option(None, "images per evaluation batch; None: bs_train")
+    batches: int | None = option(None, "most batches per epoch of each split; None: all")
+    epochs: int = option(20, "most epochs")
+    early_stopping: int | None = option(
+        3, "stop after this many epochs without a new lowest validation loss (test "
+           "loss without val_size); 0 or None: never")
+    checkpoints: str | None = option(
+        None, "checkpoint path prefix (file <prefix>.pt): resume from it, save to "
+              "it; None: no checkpoints")
+    lr: float = option(1e-3, "peak learning rate")
+    reg: float = option(1e-3, "L2 strength, given to the optimizer as weight_decay")
     # --- model (original flags)
-    filters_per_layer: list[int] = field(default_factory=lambda: [64])  # K: widths
-    layers_per_block: int = 2       # L: convs per width K (channels: each K L times)
-    pool_every: int | None = None   # P: convs between poolings; None: auto_pool_every
-    hidden_dims: list[int] = field(default_factory=lambda: [1024])  # hidden FC widths
-    model_type: str = "cnn"         # cnn: ConvClassifier, resnet: ResNetClassifier,
-                                    # ycn: YourCodeNet
-    model_kw: dict[str, Any] = field(default_factory=dict)  # more model keywords
+    filters_per_layer: list[int] = option([64], "K: widths")
+    layers_per_block: int = option(2, "L: convs per width K (channels: each K L times)")
+    pool_every: int | None = option(None, "P: convs between poolings; None: "
+                                          "auto_pool_every")
+    hidden_dims: list[int] = option([1024], "hidden FC widths")
+    model_type: str = option("cnn", "cnn: ConvClassifier, resnet: ResNetClassifier, "
+                                    "ycn: YourCodeNet")
+    model_kw: dict[str, Any] = option({}, "more model keywords")
     # --- optimisation (book)
-    optimizer: str = "adam"         # sgd (Nesterov momentum), adam or adamw
-    momentum: float = 0.9           # SGD's momentum, or Adam's beta1
-    lr_schedule: str = "constant"   # per batch after warmup: constant, linear or cosine
-    warmup: float = 0.0             # fraction of all steps ramping the lr up from 0
-    label_smoothing: float = 0.0    # of the cross-entropy targets
+    optimizer: str = option("adam", "sgd (Nesterov momentum), adam or adamw")
+    momentum: float = option(0.9, "SGD's momentum, or Adam's beta1")
+    lr_schedule: str = option("constant", "per batch after warmup: constant, linear "
+                                          "or cosine")
+    warmup: float = option(0.0, "fraction of all steps ramping the lr up from 0")
+    label_smoothing: float = option(0.0, "of the cross-entropy targets")
     # --- data (book)
-    augment: bool = False           # random flip + 4-pixel crop, on whole batches
-    val_size: int | None = None     # class-balanced validation images held out of the
-                                    # training set; None: none (the assignment's way)
-    train_size: int | None = None   # class-balanced training subset of the images not
-                                    # held out; None: all of them
-    test_size: int | None = None    # class-balanced test subset; None: all 10,000
-    protocol: str | None = None     # the preset of PROTOCOLS the settings start from
+    augment: bool = option(False, "random flip + 4-pixel crop, on whole batches")
+    val_size: int | None = option(
+        None, "class-balanced validation images held out of the training set; "
+              "None: none (the assignment's way)")
+    train_size: int | None = option(
+        None, "class-balanced training subset of the images not held out; None: "
+              "all of them")
+    test_size: int | None = option(None, "class-balanced test subset; None: all "
+                                         "10,000")
+    protocol: str | None = option(None, "the preset of PROTOCOLS the settings start "
+                                        "from")
     # --- hardware (book)
-    device: str = "auto"            # auto (CUDA if present), cpu, cuda, cuda:N
-    amp: bool = True                # bfloat16 autocast on CUDA
-    cpu_bf16: bool = False          # bfloat16 autocast on a CPU as well (fast where the
-                                    # CPU has native bf16 units: avx512_bf16, AMX)
-    channels_last: bool = True      # NHWC memory: faster convs on CUDA and on a CPU
-    compile: bool = False           # torch.compile the model (slow first epoch)
+    device: str = option("auto", "auto (CUDA if present), cpu, cuda, cuda:N")
+    amp: bool = option(True, "bfloat16 autocast on CUDA")
+    cpu_bf16: bool = option(False, "bfloat16 autocast on a CPU as well (fast where "
+                                   "the CPU has native bf16 units: avx512_bf16, AMX)")
+    channels_last: bool = option(True, "NHWC memory: faster convs on CUDA and on a "
+                                       "CPU")
+    compile: bool = option(False, "torch.compile the model (slow first epoch)")
 
     def __post_init__(self):
         # Tuples (and other sequences) where lists are expected: the config
