@@ -200,7 +200,8 @@ class RunConfig:
     # --- training loop (original flags)
     bs_train: int = option(128, "images per optimisation step")
     bs_test: int | None = option(None, "images per evaluation batch; None: bs_train")
-    batches: int | None = option(None, "most batches per epoch of each split; None: all")
+    batches: int | None = option(None, "most batches per epoch of each split; None: "
+                                       "all")
     epochs: int = option(20, "most epochs")
     early_stopping: int | None = option(
         3, "stop after this many epochs without a new lowest validation loss (test "
