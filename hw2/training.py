@@ -81,6 +81,12 @@ class FitResult(NamedTuple):
         return bool(self.val_loss)
 
     @property
+    def diverged(self) -> bool:
+        """Whether a loss of any split became NaN or infinite."""
+        return not all(math.isfinite(v) for v in
+                       (*self.train_loss, *self.val_loss, *self.test_loss))
+
+    @property
     def best_epoch(self) -> int:
         """The epoch (1-based) of the lowest validation loss, else test loss.
 

@@ -514,3 +514,63 @@ def test_real_cifar10(monkeypatch):
     start = time.perf_counter()
     load_cifar10()
     assert time.perf_counter() - start < 1.0
+
+
+# --------------------------------------------------------------------------- the splits
+
+def test_the_validation_images_are_held_out_of_the_training_images():
+    """The validation split never overlaps the training subset, for any sizes and seed,
+    and both are class-balanced; the same seed gives the same split."""
+    labels = torch.arange(10).repeat_interleave(60)  # 60 images per class
+    for train, val, seed in [(400, 100, 0), (100, 200, 7), (None, 50, 3), (300, None, 1)]:
+        train_idx, val_idx = data.train_val_indices(labels, train, val, seed)
+        assert not set(train_idx.tolist()) & set(val_idx.tolist())
+        assert len(val_idx) == (val or 0)
+        assert len(train_idx) == (train if train is not None else 600 - (val or 0))
+        if val:
+            assert torch.bincount(labels[val_idx], minlength=10).tolist() == [val // 10] * 10
+        again = data.train_val_indices(labels, train, val, seed)
+        assert torch.equal(again[0], train_idx) and torch.equal(again[1], val_idx)
+
+
+def test_only_the_training_set_is_augmented(tmp_path, isolated_cache):
+    """cifar10_datasets(augment=True): the training images are flipped and cropped on
+    every read, the validation and test images never."""
+    path = make_archive(tmp_path, "w:gz", fmt="PNG")
+    ds_train, ds_val, ds_test = data.cifar10_datasets(source=path, augment=True,
+                                                      val_size=10, seed=0)
+    assert ds_train.augment and not ds_val.augment and not ds_test.augment
+    torch.manual_seed(0)
+    for ds in (ds_val, ds_test):
+        for i in range(len(ds)):
+            assert torch.equal(ds[i][0], ds[i][0])  # the same image every time
+    changed = sum(not torch.equal(ds_train[i][0], ds_train[i][0])
+                  for i in range(len(ds_train)))
+    assert changed > len(ds_train) // 2
+
+
+# --------------------------------------------------------------------------- atomic writes
+
+def test_atomic_write_leaves_the_old_file_whole_when_a_write_fails(tmp_path):
+    from hw2._io import WriteError, atomic_write
+
+    target = tmp_path / "result.json"
+    atomic_write(target, lambda f: f.write("old, complete"), text=True)
+
+    def half_then_fail(f):
+        f.write("new, hal")
+        raise KeyboardInterrupt  # a kill in the middle of the write
+
+    with pytest.raises(KeyboardInterrupt):
+        atomic_write(target, half_then_fail, text=True)
+    assert target.read_text() == "old, complete"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["result.json"]  # no temp file
+    # While the new content is written it is not in the target yet; then it all is.
+    seen = []
+    atomic_write(target, lambda f: (f.write("new"), seen.append(target.read_text())),
+                 text=True)
+    assert seen == ["old, complete"] and target.read_text() == "new"
+    assert oct(target.stat().st_mode & 0o777) == "0o644"
+    (tmp_path / "folder.json").mkdir()
+    with pytest.raises(WriteError, match="folder.json: a folder of that name is in the way"):
+        atomic_write(tmp_path / "folder.json", lambda f: f.write("x"), text=True)

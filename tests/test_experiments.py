@@ -708,3 +708,101 @@ def test_the_course_files_with_its_off_by_one_epoch_count_load(tmp_path):
     path.write_text(json.dumps(book))
     with pytest.raises(ex.ExperimentFileError, match="train_loss has 6 values for num_epochs=5"):
         ex.load_experiment(path)
+
+
+# --------------------------------------------------------------------------
+# What a result file says: its seed, its kept epoch
+# --------------------------------------------------------------------------
+
+SMALL = dict(bs_train=16, filters_per_layer=[4], layers_per_block=1, hidden_dims=[8],
+             device="cpu", early_stopping=0)
+
+
+def test_a_result_of_another_seed_is_not_done(tiny_env):
+    out = tiny_env / "out"
+    ex.run_experiment("r", out_dir=out, epochs=1, seed=42, **SMALL)
+    same = ex.RunConfig(run_name="r", out_dir=str(out), epochs=1, seed=42, **SMALL)
+    assert ex.result_state(same) == ("done", "")
+    state, why = ex.result_state(same.replace(seed=43))
+    assert state == "other" and "seed: 42 in the file, 43 wanted" in why
+    # A drawn seed (None) asks for any seed: the file's is as good as another.
+    assert ex.result_state(same.replace(seed=None))[0] == "done"
+
+
+def test_the_result_file_keeps_the_epoch_of_the_lowest_validation_loss(tiny_env,
+                                                                        monkeypatch):
+    """Scripted validation losses 1.0, 0.5, 0.9: the run keeps epoch 2, not the last."""
+    from hw2.training import EpochResult, TorchTrainer
+
+    val_losses = iter([1.0, 0.5, 0.9])
+    real, calls = TorchTrainer.test_epoch, []
+
+    def scripted(self, dl, **kw):
+        result = real(self, dl, **kw)
+        calls.append(dl)
+        if len(calls) % 2:  # each epoch scores the validation set, then the test set
+            return EpochResult([next(val_losses)], result.accuracy)
+        return result
+
+    monkeypatch.setattr(TorchTrainer, "test_epoch", scripted)
+    path = ex.run_experiment("k", out_dir=tiny_env / "o", epochs=3, val_size=20,
+                             bs_test=20, **SMALL)
+    record = ex.load_record(path)
+    assert record["results"]["val_loss"] == [1.0, 0.5, 0.9]
+    assert record["best_epoch"] == 2
+    assert "best val loss at epoch 2" in ex.summary_line(path)
+
+
+# --------------------------------------------------------------------------
+# Checkpoint names: one per identity; an old name is adopted, not ignored
+# --------------------------------------------------------------------------
+
+def test_configurations_of_one_identity_share_a_checkpoint_name(tmp_path):
+    base = ex.RunConfig(run_name="x", out_dir=str(tmp_path), filters_per_layer=[8],
+                        layers_per_block=2, **{k: v for k, v in SMALL.items()
+                                               if k not in ("filters_per_layer",
+                                                            "layers_per_block")})
+    explicit = base.replace(pool_every=base.resolved_pool_every,
+                            bs_test=base.bs_train)
+    assert base.identity() == explicit.identity()
+    assert ex.checkpoint_prefix(base) == ex.checkpoint_prefix(explicit)
+    assert ex.checkpoint_prefix(base) != ex.checkpoint_prefix(base.replace(lr=0.5))
+
+
+def test_a_checkpoint_under_its_old_name_is_resumed_not_started_over(tiny_env, monkeypatch):
+    from helpers import Killed, kill_after_first_epoch
+    from hw2.experiments import runner
+
+    grid = write_grid(tiny_env.parent / "g.json", 3)
+    (job,) = [j for j in ex.sweep_jobs(["tiny"], {"out_dir": str(tiny_env)}, grid=str(grid),
+                                       protocol=None) if j["filters_per_layer"] == [6]]
+    cfg = ex.RunConfig.from_dict(job)
+    with monkeypatch.context() as m:
+        kill_after_first_epoch(m)
+        with pytest.raises(Killed):
+            ex.run_job(job)
+    current = Path(f"{cfg.checkpoints}.pt")
+    legacy = Path(f"{runner.legacy_checkpoint_prefix(cfg).resolve()}.pt")
+    assert current.exists() and legacy != current
+    current.rename(legacy)  # as code before 2026-12 named it
+    path = ex.run_job(job)
+    record = ex.load_record(path)
+    assert record["resumed_from_checkpoint"] is True
+    assert not legacy.exists() and not current.exists()
+
+
+# --------------------------------------------------------------------------
+# Claims: a claim another process took over is not this one's to remove
+# --------------------------------------------------------------------------
+
+def test_releasing_a_claim_taken_over_by_another_process_leaves_it(tmp_path):
+    from hw2.experiments import claims
+
+    cfg = ex.RunConfig(run_name="c", out_dir=str(tmp_path), **SMALL)
+    mine = claims.try_claim(cfg)
+    assert isinstance(mine, claims.Claim)
+    # Another process judged it stale and took it over: the file is now its claim.
+    theirs = {**json.loads(mine.path.read_text()), "token": "theirs", "pid": 1}
+    mine.path.write_text(json.dumps(theirs))
+    mine.release()
+    assert mine.path.exists() and json.loads(mine.path.read_text())["token"] == "theirs"

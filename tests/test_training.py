@@ -469,3 +469,15 @@ def test_a_script_whose_output_goes_to_a_file_shows_no_progress(monkeypatch):
     monkeypatch.delenv("HW2_QUIET", raising=False)
     assert _resolve_verbose(None) is False  # pytest captures stderr: not a terminal
     assert _resolve_verbose(True) is True and _resolve_verbose(False) is False
+
+
+def test_a_run_diverged_when_any_split_lost_its_loss():
+    from hw2.training import FitResult
+
+    fine = FitResult(2, [1.0, 0.5], [50.0, 60.0], [1.1, 0.9], [40.0, 45.0],
+                     [1.2, 0.8], [41.0, 44.0])
+    assert not fine.diverged
+    for split in ("train_loss", "val_loss", "test_loss"):
+        broken = fine._replace(**{split: [1.0, float("nan")]})
+        assert broken.diverged, split
+    assert fine._replace(val_loss=[1.0, float("inf")]).diverged

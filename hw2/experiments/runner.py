@@ -42,6 +42,8 @@ __all__ = [
     "build_optimizer",
     "build_trainer",
     "checkpoint_prefix",
+    "legacy_checkpoint_prefix",
+    "adopt_legacy_checkpoint",
     "run_config",
     "run_experiment",
 ]
@@ -244,17 +246,44 @@ def _epoch_images(n: int, batch_size: int, drop_last: bool,
     return sum(sizes[:max_batches] if max_batches else sizes)
 
 
+def _digest(spec: dict) -> str:
+    return hashlib.sha1(json.dumps(spec, sort_keys=True).encode()).hexdigest()[:10]
+
+
 def checkpoint_prefix(cfg: RunConfig | dict) -> Path:
     """A per-run checkpoint prefix in the output folder (the file is ``<prefix>.pt``).
 
-    The name carries a hash of the run's identity (:meth:`RunConfig.identity`),
-    so a changed configuration never resumes from a stale checkpoint of the
-    same file name. Every executor uses it.
+    The name carries a hash of the run's identity (:meth:`RunConfig.identity`,
+    defaults resolved: ``pool_every=None`` and the ``P`` it resolves to are one
+    run), so a changed configuration never resumes from a stale checkpoint of
+    the same file name. Every executor uses it.
     """
     cfg = cfg if isinstance(cfg, RunConfig) else RunConfig.from_dict(cfg)
+    return cfg.resolved_out_dir / f".{cfg.file_stem}.{_digest(cfg.identity())}.ckpt"
+
+
+def legacy_checkpoint_prefix(cfg: RunConfig) -> Path:
+    """The prefix code before 2026-12 gave the run: a hash of its unresolved fields."""
     spec = {k: v for k, v in cfg.to_dict().items() if k not in RunConfig.PLACE_FIELDS}
-    digest = hashlib.sha1(json.dumps(spec, sort_keys=True).encode()).hexdigest()[:10]
-    return cfg.resolved_out_dir / f".{cfg.file_stem}.{digest}.ckpt"
+    return cfg.resolved_out_dir / f".{cfg.file_stem}.{_digest(spec)}.ckpt"
+
+
+def adopt_legacy_checkpoint(cfg: RunConfig) -> Path | None:
+    """Rename a checkpoint saved under the run's old name to its current name.
+
+    A sweep interrupted by code that named checkpoints by the unresolved
+    configuration resumes from that checkpoint, not from scratch (the
+    checkpoint's own record of the run is still checked when it is read).
+    Returns the adopted file, or None.
+    """
+    if not cfg.checkpoints or Path(cfg.checkpoints) != checkpoint_prefix(cfg).resolve():
+        return None
+    current = Path(f"{cfg.checkpoints}.pt")
+    legacy = Path(f"{legacy_checkpoint_prefix(cfg).resolve()}.pt")
+    if current.exists() or legacy == current or not legacy.is_file():
+        return None
+    os.replace(legacy, current)
+    return current
 
 
 def _remove_stale_temp_files(result: Path, ckpt_file: Path | None) -> None:
@@ -333,6 +362,7 @@ def run_config(cfg: RunConfig, *, data=None, verbose: bool | None = None,
     trainer = build_trainer(cfg, model, device, steps_per_epoch)
 
     # 4. train
+    adopt_legacy_checkpoint(cfg)
     resumed = bool(ckpt_file and ckpt_file.exists())
     if ckpt_file:
         ckpt_file.parent.mkdir(parents=True, exist_ok=True)
@@ -361,7 +391,6 @@ def run_config(cfg: RunConfig, *, data=None, verbose: bool | None = None,
     epoch_seconds = [float(s) for s in trainer.epoch_seconds]
 
     # 5. record
-    losses = [*fit_res.train_loss, *fit_res.val_loss, *fit_res.test_loss]
     record = {
         "format": RESULT_FORMAT,
         "config": {**cfg.to_dict(), "seed": seed,
@@ -374,7 +403,7 @@ def run_config(cfg: RunConfig, *, data=None, verbose: bool | None = None,
         # epoch whose model a run would keep.
         "best_epoch": fit_res.best_epoch,
         # A loss that is NaN or infinite (written as null) means the run diverged.
-        "diverged": not all(math.isfinite(v) for v in losses),
+        "diverged": fit_res.diverged,
         "timing": {
             # Whole-run wall time: this process's setup plus every epoch
             # (also those run before a resume, which the checkpoint remembers).

@@ -28,7 +28,8 @@ from hw2.experiments.config import RunConfig, result_path, results_dir
 from hw2.experiments.grid import (CHECKS, Experiment, check_runs, get_protocol, owned,
                                   resolve_grid, run_owners)
 from hw2.experiments.results import check_output_location, result_state
-from hw2.experiments.runner import build_model, checkpoint_prefix, run_config
+from hw2.experiments.runner import (build_model, checkpoint_prefix,
+                                    legacy_checkpoint_prefix, run_config)
 
 __all__ = [
     "sweep_jobs",
@@ -253,8 +254,9 @@ def remove_orphan_checkpoint(cfg: RunConfig) -> bool:
     if not cfg.checkpoints:
         return False
     ckpt = Path(f"{cfg.checkpoints}.pt")
+    legacy = Path(f"{legacy_checkpoint_prefix(cfg).resolve()}.pt")
     removed = False
-    for path in (ckpt, *ckpt.parent.glob(temp_glob(ckpt.name))):
+    for path in (ckpt, legacy, *ckpt.parent.glob(temp_glob(ckpt.name))):
         with contextlib.suppress(FileNotFoundError):
             path.unlink()
             removed = True
