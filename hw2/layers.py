@@ -19,6 +19,9 @@ Conventions (as in cs231n):
 Layers accept and ignore keyword arguments meant for other layers, so that
 ``Sequential(..., CrossEntropyLoss())(x, y=labels)`` hands the labels to the
 loss through every layer before it.
+
+Why one module of some 680 lines: it holds one class per layer, the subject of
+Part 1's chapters, which show them one by one; each class reads on its own.
 """
 from __future__ import annotations
 

@@ -12,14 +12,19 @@ subclasses say only what one batch does (``train_batch``/``test_batch``):
 The loop never waits for the device inside an epoch unless it prints a
 progress bar: a batch may return its loss and number of correct predictions
 as 0-dim tensors, and an epoch's results are copied to the host once, at its
-end.
+end. Checkpoints are :mod:`hw2.checkpoint`'s business, progress bars
+:mod:`hw2._progress`'s.
+
+Why one module of some 650 lines: it holds the assignment's API -- the result
+types, the Trainer whose loop the chapters show, its two subclasses -- and the
+Part 2 recipe built on them (:func:`fit_mlp`), which the chapters name as
+``hw2.training``'s.
 """
 from __future__ import annotations
 
 import abc
 import math
 import os
-import sys
 import time
 from collections.abc import Callable, Iterable, Sequence
 from contextlib import nullcontext
@@ -29,15 +34,15 @@ from typing import Any, NamedTuple
 
 import torch
 from torch import Tensor
-from tqdm import tqdm
 
 from hw2 import _checks, checkpoint
+from hw2._progress import QUIET_ENV, in_notebook, progress_bar, resolve_verbose
 from hw2.checkpoint import CheckpointError, checkpoint_epoch, checkpoint_seed
 
 __all__ = ["BatchResult", "EpochResult", "FitResult", "Trainer", "LayerTrainer",
            "TorchTrainer", "CheckpointError",
            "checkpoint_epoch", "checkpoint_seed", "seeded_loaders", "mlp_trainer",
-           "fit_mlp"]
+           "fit_mlp", "QUIET_ENV", "in_notebook"]
 
 class BatchResult(NamedTuple):
     """What one batch gives: its mean loss and how many predictions were right.
@@ -129,50 +134,6 @@ class FitResult(NamedTuple):
 
 
 _positive_int = _checks.positive_int
-
-
-#: Set (to anything but "" or "0") where chapters run unattended -- the book
-#: build and nbval set it (``book/_ext/hw2_site``, ``tools/check_chapters.py``) --
-#: so a notebook's cells print no progress there.
-QUIET_ENV = "HW2_QUIET"
-
-
-def in_notebook() -> bool:
-    """Whether this code runs in a Jupyter kernel (JupyterLab, Colab, VS Code)."""
-    shell = sys.modules.get("IPython")
-    try:
-        ip = shell.get_ipython() if shell is not None else None
-    except Exception:  # noqa: BLE001 - no IPython, or a broken one: not a notebook
-        return False
-    return ip is not None and "IPKernelApp" in getattr(ip, "config", {})
-
-
-def _resolve_verbose(verbose: bool | None) -> bool:
-    """None means: show progress when a person is watching.
-
-    That is a terminal, or a notebook run interactively; never where
-    :data:`QUIET_ENV` is set (the book build, nbval) or output goes to a file.
-    """
-    if verbose is None:
-        if os.environ.get(QUIET_ENV, "") not in ("", "0"):
-            return False
-        return bool(getattr(sys.stderr, "isatty", lambda: False)()) or in_notebook()
-    return bool(verbose)
-
-
-def _progress_bar(**kw):
-    """A tqdm bar: the notebook widget in Jupyter when ipywidgets is installed.
-
-    Otherwise the text bar on stderr, which Jupyter shows too.
-    """
-    if kw.get("disable") or not in_notebook():
-        return tqdm(file=sys.stderr, dynamic_ncols=True, **kw)
-    try:
-        import ipywidgets  # noqa: F401 - tqdm's notebook bar is an ipywidget
-        from tqdm.notebook import tqdm as notebook_tqdm
-    except ImportError:
-        return tqdm(file=sys.stderr, **kw)
-    return notebook_tqdm(**kw)
 
 
 def _to_list(values: Sequence) -> list[float]:
@@ -312,7 +273,7 @@ class Trainer(abc.ABC):
         print_every = _positive_int("print_every", print_every)
         max_batches = _positive_int("max_batches", max_batches, allow_none=True)
         checkpoint_file = checkpoint.check_place(checkpoints)
-        verbose = _resolve_verbose(verbose)
+        verbose = resolve_verbose(verbose)
         loaders = {"train": dl_train, "val": dl_val, "test": dl_test}
         progress = _Progress([s for s, dl in loaders.items() if dl is not None],
                              monitored="val" if dl_val is not None else "test")
@@ -385,10 +346,10 @@ class Trainer(abc.ABC):
     def _foreach_batch(self, dl, forward_fn: Callable, name: str,
                        max_batches: int | None, verbose: bool | None) -> EpochResult:
         max_batches = _positive_int("max_batches", max_batches, allow_none=True)
-        verbose = _resolve_verbose(verbose)
+        verbose = resolve_verbose(verbose)
         num_batches = len(dl) if max_batches is None else min(len(dl), max_batches)
         losses, corrects, num_samples = [], [], 0
-        with _progress_bar(total=num_batches, desc=name, disable=not verbose) as bar:
+        with progress_bar(total=num_batches, desc=name, disable=not verbose) as bar:
             for batch_idx, batch in enumerate(dl):
                 if batch_idx >= num_batches:
                     break

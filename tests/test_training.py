@@ -464,7 +464,7 @@ def test_a_notebook_shows_progress_unless_run_by_the_book_build(quiet, monkeypat
 
 
 def test_a_script_whose_output_goes_to_a_file_shows_no_progress(monkeypatch):
-    from hw2.training import _resolve_verbose
+    from hw2._progress import resolve_verbose as _resolve_verbose
 
     monkeypatch.delenv("HW2_QUIET", raising=False)
     assert _resolve_verbose(None) is False  # pytest captures stderr: not a terminal
