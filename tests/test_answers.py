@@ -76,6 +76,7 @@ Not part of the answer.
                 "data": {"application/papermill.record/text/plain": "0.123456"}}
     (built / "q.ipynb").write_text(json.dumps({"cells": [{"outputs": [glue_out]}]}))
     monkeypatch.setattr(answers, "repo_root", lambda: tmp_path)
+    monkeypatch.setattr(answers, "book_path", lambda relative: tmp_path / relative)
     monkeypatch.setitem(answers.ANSWERS, "part9_q1", ("book/part9/q.md", "sec-q"))
     for cache in (answers._answer_text, answers._built_glue, answers._bibliography):
         cache.cache_clear()
@@ -95,6 +96,7 @@ def test_a_missing_label_or_chapter_is_named(tmp_path, monkeypatch):
     (tmp_path / "book").mkdir()
     (tmp_path / "book" / "c.md").write_text("# Title\n\nNo labels.\n")
     monkeypatch.setattr(answers, "repo_root", lambda: tmp_path)
+    monkeypatch.setattr(answers, "book_path", lambda relative: tmp_path / relative)
     monkeypatch.setitem(answers.ANSWERS, "part9_q1", ("book/c.md", "sec-q"))
     monkeypatch.setitem(answers.ANSWERS, "part9_q2", ("book/gone.md", "sec-q"))
     answers._answer_text.cache_clear()
