@@ -476,7 +476,7 @@ def test_gpubatches_augmentation_keeps_image_content():
 
 @pytest.mark.parametrize("kwargs, error", [
     (dict(batch_size=0), ValueError), (dict(batch_size=2.0), ValueError),
-    (dict(batch_size=100, drop_last=True), ValueError), (dict(seed="1"), TypeError),
+    (dict(batch_size=100, drop_last=True), ValueError), (dict(seed="1"), ValueError),
     (dict(mean=(0, 0)), ValueError), (dict(std=(1, 0, 1)), ValueError),
     (dict(augment=True, crop_padding=8), ValueError), (dict(device="nodevice"), RuntimeError),
 ])

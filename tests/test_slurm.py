@@ -160,8 +160,10 @@ def test_smoke_sweep_on_slurm(slurm_cluster, tiny_cifar, tmp_path):
     a second invocation finds them and submits nothing."""
     grid = grid_file(tmp_path, {"smoke": {"model_type": "cnn", "hparams": RUN,
                                           "grid": [[[8], [1, 2]], [[16], [1]]]}})
-    out, config = tmp_path / "results", slurm_config(tmp_path)
-    cmd = sweep_command(["smoke"], grid, out, config)
+    # A sweep writes its seed's files to seed<N>/ (42 unless set).
+    results, config = tmp_path / "results", slurm_config(tmp_path)
+    out = results / "seed42"
+    cmd = sweep_command(["smoke"], grid, results, config)
     env = job_env(tiny_cifar)
 
     r = run_cli(cmd, env)
@@ -191,12 +193,14 @@ def test_a_slurm_sweep_and_a_local_sweep_share_one_folder(slurm_cluster, tiny_ci
     exactly once, and both sweeps end with every result and exit code 0."""
     grid = grid_file(tmp_path, {"shared": {"model_type": "cnn", "hparams": dict(RUN, epochs=3),
                                            "grid": [[[8], [1, 2]], [[16], [1, 2]]]}})
-    out, config = tmp_path / "results", slurm_config(tmp_path)
+    # A sweep writes its seed's files to seed<N>/ (42 unless set).
+    results, config = tmp_path / "results", slurm_config(tmp_path)
+    out = results / "seed42"
     env = recording_env(tmp_path, tiny_cifar)
     env.pop("HW2_RESULTS_DIR", None)
-    on_cluster, cluster_lines = popen_lines(sweep_command(["shared"], grid, out, config), env)
+    on_cluster, cluster_lines = popen_lines(sweep_command(["shared"], grid, results, config), env)
     here, here_lines = popen_lines([*CLI, "sweep", "shared", "--grid-file", str(grid),
-                                    "-o", str(out)], env)
+                                    "-o", str(results)], env)
     assert here.wait(timeout=240) == 0, "".join(here_lines)
     assert on_cluster.wait(timeout=240) == 0, "".join(cluster_lines)
     started = (tmp_path / "runs.log").read_text().split()[1::2]
@@ -217,9 +221,11 @@ def test_cancelled_run_resumes_from_its_checkpoint(slurm_cluster, tiny_cifar, tm
         "quick": {"model_type": "cnn", "hparams": RUN, "grid": [[[8], [1]]]},
         "slow": {"model_type": "cnn", "hparams": dict(RUN, epochs=epochs), "grid": [[[8], [1]]]},
     })
-    out, config = tmp_path / "results", slurm_config(tmp_path)
+    # A sweep writes its seed's files to seed<N>/ (42 unless set).
+    results, config = tmp_path / "results", slurm_config(tmp_path)
+    out = results / "seed42"
     log_dir = tmp_path / "slurm_logs"
-    cmd = sweep_command(["quick", "slow"], grid, out, config)
+    cmd = sweep_command(["quick", "slow"], grid, results, config)
     env = slow_env(tmp_path, tiny_cifar)
 
     proc = subprocess.Popen(cmd, env=env, cwd=ROOT, stdout=subprocess.PIPE,
@@ -235,9 +241,10 @@ def test_cancelled_run_resumes_from_its_checkpoint(slurm_cluster, tiny_cifar, tm
             proc.kill()
     print(output)
     assert proc.returncode == 1
-    assert f"FAILED slow_L1_K8 (job {job_id})" in output
+    assert f"FAILED seed42/slow_L1_K8 (job {job_id})" in output
     stderr_log = log_dir / job_id / f"{job_id}_0_log.err"
-    assert f"slow_L1_K8: job {job_id} ended CANCELLED\n      log: {stderr_log}\n" in output
+    assert f"seed42/slow_L1_K8: job {job_id} ended CANCELLED\n      log: {stderr_log}\n" \
+        in output
     assert stderr_log.exists()
     assert checkpoint.exists() and not (out / "slow_L1_K8.json").exists()
     check_result(out / "quick_L1_K8.json", epochs=1)
@@ -246,7 +253,7 @@ def test_cancelled_run_resumes_from_its_checkpoint(slurm_cluster, tiny_cifar, tm
     held = tmp_path / "held.json"
     held.write_text(json.dumps({"slurm": {**SLURM_OPTIONS,
                                           "log_dir": str(log_dir), "additional": {"hold": True}}}))
-    r = run_cli(sweep_command(["quick", "slow"], grid, out, held) + ["--no-wait"], env)
+    r = run_cli(sweep_command(["quick", "slow"], grid, results, held) + ["--no-wait"], env)
     assert r.returncode == 0, r.output
     assert "1 already have result files (skipped), 1 to run" in r.output
     assert "not waiting" in r.output
@@ -281,9 +288,11 @@ def test_preempted_job_requeues_itself_and_resumes(slurm_cluster, tiny_cifar, tm
     epochs = 6
     grid = grid_file(tmp_path, {"slow": {"model_type": "cnn", "hparams": dict(RUN, epochs=epochs),
                                          "grid": [[[8], [1]]]}})
-    out, config = tmp_path / "results", slurm_config(tmp_path)
+    # A sweep writes its seed's files to seed<N>/ (42 unless set).
+    results, config = tmp_path / "results", slurm_config(tmp_path)
+    out = results / "seed42"
     log_dir = tmp_path / "slurm_logs"
-    cmd = sweep_command(["slow"], grid, out, config)
+    cmd = sweep_command(["slow"], grid, results, config)
     proc = subprocess.Popen(cmd, env=slow_env(tmp_path, tiny_cifar), cwd=ROOT,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
@@ -386,11 +395,15 @@ def test_finished_runs_are_not_submitted(tmp_path):
     import io
     stream = io.StringIO()
     assert sweep.run_sweep(specs, Recorder(), stream=stream) == 1
-    assert seen == ["exp1_3_L2_K64-128-256", "exp1_3_L3_K64-128-256", "exp1_3_L4_K64-128-256"]
+    seeds = experiments.PROTOCOLS["gpu"].seeds
+    assert seen[:3] == [f"seed{seeds[0]}/exp1_3_L{L}_K64-128-256" for L in (2, 3, 4)]
+    assert len(seen) == 4 * len(seeds) - 1
     text = stream.getvalue()
-    assert "exp1_3_L2_K64-128-256: result file " in text and "is incomplete" in text
-    assert "exp1_3_L4_K64-128-256: hw2.data.DataError: boom\n      log: /logs/x.err\n" in text
-    assert "1 already have result files (skipped), 3 to run" in text
+    assert f"seed{seeds[0]}/exp1_3_L2_K64-128-256: result file " in text
+    assert "is incomplete" in text
+    assert (f"seed{seeds[0]}/exp1_3_L4_K64-128-256: hw2.data.DataError: boom\n"
+            f"      log: /logs/x.err\n") in text
+    assert f"1 already have result files (skipped), {len(seen)} to run" in text
 
 
 @pytest.mark.filterwarnings("ignore::hw2.data.DataWarning")  # the tiny image folder is tiny
@@ -405,7 +418,7 @@ def test_local_executor_runs_the_sweep_here(tiny_cifar, tmp_path, monkeypatch):
     stream = io.StringIO()
     assert sweep.run_sweep(specs, executors.LocalExecutor(gpus=0), stream=stream) == 0
     for name in ("smoke_L1_K8.json", "smoke_L2_K8.json"):
-        check_result(tmp_path / name, epochs=1)
+        check_result(tmp_path / "seed42" / name, epochs=1)
     assert "2 of 2 runs have results" in stream.getvalue()
     stream = io.StringIO()
     assert sweep.run_sweep(specs, executors.LocalExecutor(), stream=stream) == 0

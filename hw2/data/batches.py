@@ -11,6 +11,7 @@ from typing import Iterator, Sequence
 
 import torch
 
+from hw2 import _checks
 from hw2.data.base import CIFAR10_MEAN, CIFAR10_STD
 
 def _check_images(x, y) -> None:
@@ -126,9 +127,7 @@ class GPUBatches:
                  mean: Sequence[float] = CIFAR10_MEAN,
                  std: Sequence[float] = CIFAR10_STD, crop_padding: int = 4):
         _check_images(x, y)
-        if (isinstance(batch_size, bool) or not isinstance(batch_size, int)
-                or batch_size < 1):
-            raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
+        batch_size = _checks.positive_int("batch_size", batch_size)
         if len(x) == 0:
             raise ValueError("GPUBatches needs at least one image")
         if drop_last and batch_size > len(x):
@@ -136,8 +135,7 @@ class GPUBatches:
                 f"batch_size {batch_size} with drop_last=True leaves no batch "
                 f"of {len(x)} images"
             )
-        if isinstance(seed, bool) or not isinstance(seed, int):
-            raise TypeError(f"seed must be an int, got {seed!r}")
+        _checks.non_negative_int("seed", seed)
         if augment and not 0 <= crop_padding < min(x.shape[2:]):
             raise ValueError(
                 f"crop_padding must be in [0, {min(x.shape[2:]) - 1}], "

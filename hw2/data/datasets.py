@@ -11,6 +11,7 @@ from typing import Sequence
 
 import torch
 
+from hw2 import _checks
 from hw2.data.base import CIFAR10, CIFAR10_CLASSES, CIFAR10_MEAN, CIFAR10_STD
 from hw2.data.batches import _check_images, _normalisation, augment_batch
 from hw2.data.cache import load_cifar10
@@ -32,10 +33,7 @@ def class_balanced_indices(labels: torch.Tensor, size: int | None,
     generator = torch.Generator().manual_seed(seed)
     if size is None:
         return torch.randperm(n, generator=generator)
-    if isinstance(size, bool) or not isinstance(size, int) or size < 0:
-        raise ValueError(
-            f"subset size must be a non-negative int or None, got {size!r}"
-        )
+    _checks.non_negative_int("subset size", size)
     if size > n:
         raise ValueError(f"subset size {size} is larger than the {n} images available")
     classes = torch.unique(labels)

@@ -17,6 +17,7 @@ Importing this module does no work; submitit and torch are imported when used.
 from __future__ import annotations
 
 import json
+import math
 import os
 import shutil
 import subprocess
@@ -26,6 +27,7 @@ from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any, Iterable, Sequence, TextIO
 
+from hw2 import _checks
 from hw2._io import atomic_write
 from hw2.experiments.executors import Progress
 from hw2.experiments.results import result_state
@@ -166,12 +168,13 @@ class SlurmOptions:
         return new
 
     def validate(self, source: str = "options") -> None:
+        owner = f"SLURM options ({source})"
+
         def positive(name, value, allow_zero=False):
-            if not isinstance(value, (int, float)) or isinstance(value, bool) or \
-                    value < 0 or (value == 0 and not allow_zero):
-                sign = "non-negative" if allow_zero else "positive"
-                raise ValueError(f"SLURM option {name} in {source} must be a "
-                                 f"{sign} number, got {value!r}")
+            if allow_zero:
+                _checks.real_in(name, value, 0, math.inf, owner=owner)
+            else:
+                _checks.positive_real(name, value, owner=owner)
         positive("time_min", self.time_min)
         positive("cpus_per_task", self.cpus_per_task)
         positive("gpus_per_node", self.gpus_per_node, allow_zero=True)
