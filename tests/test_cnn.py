@@ -509,3 +509,53 @@ def test_receptive_field_matches_gradient_support(make):
     from hw2.cnn import receptive_field
     layers = make()
     assert receptive_field(layers) == gradient_support(layers, 3)
+
+
+# --------------------------------------------------------------------------
+# The speedrun's YourCodeNet: whitening, test-time views, the max-pool head
+# --------------------------------------------------------------------------
+
+def test_the_whitening_layer_decorrelates_patches_and_stays_frozen():
+    torch.manual_seed(0)
+    # Correlated channels: the whitened 2×2 patches must have identity covariance.
+    base = torch.randn(200, 1, 12, 12)
+    images = torch.cat([base, base + 0.1 * torch.randn_like(base),
+                        torch.randn(200, 1, 12, 12)], dim=1)
+    net = YourCodeNet((3, 12, 12), 10, [8, 8], 2, [], whiten=2)
+    conv = net.feature_extractor[0][0]
+    assert conv.weight.shape == (24, 3, 2, 2) and not conv.weight.requires_grad
+    net.init_from_data(images, eps=1e-9)  # (the default eps damps the faintest ones)
+    out = nn.functional.conv2d(images, conv.weight[:12])  # the 12 directions
+    flat = out.permute(1, 0, 2, 3).reshape(12, -1)
+    covariance = flat @ flat.T / flat.shape[1]
+    assert torch.allclose(covariance, torch.eye(12), atol=0.02), covariance.diag()
+    assert torch.equal(conv.weight[12:], -conv.weight[:12])
+    # 12×12 → 11×11 (the 2×2 whitening, no padding) → 5×5 (the one stage's pool):
+    # the shape arithmetic knows the whitening layer.
+    assert feature_map_shape(net.feature_extractor, (3, 12, 12)) == (8, 5, 5)
+    # Without whiten there is no such layer, and init_from_data does nothing.
+    plain = YourCodeNet((3, 12, 12), 10, [8, 8], 2, [])
+    before = [p.clone() for p in plain.parameters()]
+    plain.init_from_data(images)
+    assert all(torch.equal(a, b) for a, b in zip(before, plain.parameters()))
+
+
+def test_test_time_views_average_the_scores_of_flips_and_shifts():
+    torch.manual_seed(0)
+    net = YourCodeNet((3, 16, 16), 10, [8, 16], 1, [], tta=1, global_pool="max",
+                      logit_scale=0.5).eval()
+    x = torch.randn(4, 3, 16, 16)
+    with torch.no_grad():
+        one = net._scores(x)
+        both = (one + net._scores(x.flip(-1))) / 2
+        assert torch.allclose(net(x), both, atol=1e-6)
+        net.tta = 2
+        padded = nn.functional.pad(x, (1, 1, 1, 1), mode="reflect")
+        views = [x, x.flip(-1), padded[..., :16, :16], padded[..., :16, :16].flip(-1),
+                 padded[..., 2:, 2:], padded[..., 2:, 2:].flip(-1)]
+        assert torch.allclose(net(x), sum(net._scores(v) for v in views) / 6, atol=1e-6)
+        net.train()
+        assert net(x).shape == (4, 10)  # training sees one view
+    assert isinstance(net.classifier[0], nn.AdaptiveMaxPool2d)
+    with pytest.raises(ValueError, match="tta must be one of 0, 1, 2"):
+        YourCodeNet((3, 16, 16), 10, [8], 1, [], tta=3)

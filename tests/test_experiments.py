@@ -512,9 +512,9 @@ def test_protocols_are_presets_recorded_in_every_run(tmp_path, monkeypatch):
     jobs = ex.sweep_jobs(["exp1_1"], protocol="cpu")
     assert {Path(j["out_dir"]) for j in jobs} == {
         tmp_path / "cpu" / f"seed{s}" for s in ex.PROTOCOLS["cpu"].seeds}
-    with pytest.raises(ValueError, match="unknown protocol 'tpu'; choose one of gpu, cpu"):
+    with pytest.raises(ValueError, match="unknown protocol 'tpu'; choose one of gpu, cpu, speedrun"):
         ex.sweep_jobs(["exp1_1"], protocol="tpu")
-    with pytest.raises(ValueError, match="RunConfig: protocol must be one of 'gpu', 'cpu', got 'tpu'"):
+    with pytest.raises(ValueError, match="RunConfig: protocol must be one of 'gpu', 'cpu', 'speedrun', got 'tpu'"):
         ex.RunConfig(run_name="x", protocol="tpu")
 
 

@@ -93,6 +93,9 @@ def layer_output_hw(layer: nn.Module, h: int, w: int) -> tuple[int, int]:
         return (out[0] or h, out[1] or w)
     if isinstance(layer, Block):
         return layer.output_hw(h, w)
+    if isinstance(layer, nn.Sequential):
+        for child in layer:
+            h, w = layer_output_hw(child, h, w)
     return h, w
 
 
@@ -100,6 +103,9 @@ def layer_out_channels(layer: nn.Module, channels: int) -> int:
     """Channels after one layer: a conv's or a :class:`Block`'s; others keep them."""
     if isinstance(layer, (nn.Conv2d, Block)):
         return layer.out_channels
+    if isinstance(layer, nn.Sequential):
+        for child in layer:
+            channels = layer_out_channels(child, channels)
     return channels
 
 

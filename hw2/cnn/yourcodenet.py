@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+import torch
 from torch import Tensor, nn
 
 from hw2 import _checks
@@ -164,9 +165,18 @@ class YourCodeNet(ConvClassifier):
        (rounded to a multiple of 8, which tensor cores like); 1 keeps the
        widths of experiment 2.
 
+    6. **For the full-data speedrun** (all off by default): ``whiten=k``
+       puts a frozen ``k``×``k`` patch-whitening convolution first, computed
+       from training images by :meth:`init_from_data` (the runner calls it once
+       the data is loaded), as airbench does; ``tta=1`` averages the scores of
+       each image and its mirror image at evaluation, ``tta=2`` also those of
+       the image shifted by one pixel up-left and down-right;
+       ``global_pool='max'`` takes each channel's maximum instead of its mean;
+       ``logit_scale`` multiplies the scores (airbench: 1/9).
+
     Same constructor as :class:`ConvClassifier`, minus ``conv_params`` (3×3
-    convs throughout), plus ``dropout``, ``width`` and ``zero_init_residual``.
-    The default activation is GELU, as in airbench.
+    convs throughout), plus ``dropout``, ``width``, ``zero_init_residual`` and
+    the speedrun's keywords. The default activation is GELU, as in airbench.
     """
 
     def __init__(
@@ -185,6 +195,10 @@ class YourCodeNet(ConvClassifier):
         width: float = 1.0,
         zero_init_residual: bool = True,
         conv_params: dict | None = None,
+        whiten: int = 0,
+        tta: int = 0,
+        global_pool: str = "avg",
+        logit_scale: float = 1.0,
     ):
         if conv_params:
             raise ValueError(
@@ -198,6 +212,10 @@ class YourCodeNet(ConvClassifier):
         self.dropout = dropout
         self.width = width
         self.zero_init_residual = zero_init_residual
+        self.whiten = _checks.non_negative_int("whiten", whiten)
+        self.tta = _checks.one_of("tta", tta, (0, 1, 2))
+        self.global_pool = _checks.one_of("global_pool", global_pool, ("avg", "max"))
+        self.logit_scale = _checks.positive_real("logit_scale", logit_scale)
         channels = _checks.int_list("channels", channels)
         if width != 1.0:
             channels = [max(8, 8 * round(c * width / 8)) for c in channels]
@@ -213,6 +231,13 @@ class YourCodeNet(ConvClassifier):
         """
         stages = []
         in_channels = self.in_size[0]
+        if self.whiten:
+            # 2·C·k² filters: every whitened patch direction, and its negative.
+            out = 2 * in_channels * self.whiten ** 2
+            conv = nn.Conv2d(in_channels, out, self.whiten, padding=0, bias=True)
+            conv.weight.requires_grad_(False)  # set by init_from_data, then frozen
+            stages.append(nn.Sequential(conv, self._make_activation()))
+            in_channels = out
         P = self.pool_every
         for start in range(0, len(self.channels), P):
             widths = self.channels[start:start + P]
@@ -229,7 +254,9 @@ class YourCodeNet(ConvClassifier):
 
     def _make_classifier(self) -> nn.Sequential:
         """Global average pool → flatten, then ``(Dropout→FC→act)×M → Dropout→FC``."""
-        layers = [nn.AdaptiveAvgPool2d(1), nn.Flatten()]  # (B, C, H, W) -> (B, C)
+        pool = nn.AdaptiveMaxPool2d(1) if self.global_pool == "max" \
+            else nn.AdaptiveAvgPool2d(1)
+        layers = [pool, nn.Flatten()]  # (B, C, H, W) -> (B, C)
         in_features = self._n_features()
         for i, width in enumerate([*self.hidden_dims, self.out_classes]):
             if self.dropout > 0:
@@ -240,7 +267,47 @@ class YourCodeNet(ConvClassifier):
             in_features = width
         return nn.Sequential(*layers)
 
+    @torch.no_grad()
+    def init_from_data(self, images: Tensor, eps: float = 5e-4) -> None:
+        """Set the whitening convolution from training images (normalised, float).
+
+        The covariance of every ``k``×``k`` patch of ``images`` is
+        eigendecomposed; each filter projects a patch onto one eigenvector
+        scaled by ``1/√(λ + eps)``, and its negative follows (a GELU after it
+        keeps both signs). Does nothing without ``whiten``.
+        """
+        if not self.whiten:
+            return
+        conv = self.feature_extractor[0][0]
+        k = self.whiten
+        x = images.float()
+        c = x.shape[1]
+        patches = x.unfold(2, k, 1).unfold(3, k, 1).permute(0, 2, 3, 1, 4, 5)
+        patches = patches.reshape(-1, c * k * k).double()  # (patches, C·k·k)
+        covariance = patches.T @ patches / len(patches)
+        values, vectors = torch.linalg.eigh(covariance)
+        values, vectors = values.flip(0), vectors.flip(1)  # largest first
+        filters = (vectors.T / torch.sqrt(values + eps)[:, None]).reshape(-1, c, k, k)
+        conv.weight.copy_(torch.cat([filters, -filters]).to(conv.weight))
+
+    def _scores(self, x: Tensor) -> Tensor:
+        return self.classifier(self.feature_extractor(x)) * self.logit_scale
+
     def forward(self, x: Tensor) -> Tensor:
-        """``x``: ``(B, C, H, W)`` → class scores ``(B, out_classes)``."""
+        """``x``: ``(B, C, H, W)`` → class scores ``(B, out_classes)``.
+
+        In evaluation mode with ``tta``, the scores averaged over the image's
+        views: itself and its mirror image (and, with ``tta=2``, both shifted by
+        one pixel up-left and down-right, reflecting at the border).
+        """
         _check_images(x, type(self).__name__, self.in_size[0], self.in_size[1:])
-        return self.classifier(self.feature_extractor(x))
+        if self.training or not self.tta:
+            return self._scores(x)
+        views = [x, x.flip(-1)]
+        if self.tta == 2:
+            padded = nn.functional.pad(x, (1, 1, 1, 1), mode="reflect")
+            h, w = x.shape[2:]
+            for shifted in (padded[..., :h, :w], padded[..., 2:, 2:]):
+                views += [shifted, shifted.flip(-1)]
+        scores = self._scores(torch.cat(views))
+        return scores.view(len(views), len(x), -1).mean(0)

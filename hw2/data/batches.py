@@ -189,6 +189,14 @@ class GPUBatches:
             # Normalise in one fused expression: (pixel/255 - mean)/std.
             yield (images.float() - self._shift) * self._scale, self.y[idx]
 
+    def images(self, n: int | None = None) -> torch.Tensor:
+        """The first ``n`` images (all: None) as the model sees them, unaugmented.
+
+        Normalised float32 ``(n, C, H, W)`` on the device: what a model's
+        data-dependent initialisation reads (``YourCodeNet.init_from_data``).
+        """
+        return (self.x[:n].float() - self._shift) * self._scale
+
     def state_dict(self) -> dict:
         """The shuffle/augmentation RNG state and epoch count.
 

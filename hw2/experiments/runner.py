@@ -49,6 +49,9 @@ __all__ = [
 ]
 
 
+#: Training images a model's data-dependent initialisation reads.
+INIT_IMAGES = 5000
+
 # --------------------------------------------------------------------------
 # Model, data, optimizer, trainer
 # --------------------------------------------------------------------------
@@ -359,6 +362,10 @@ def run_config(cfg: RunConfig, *, data=None, verbose: bool | None = None,
     n_train, n_test = len(dl_train.y), len(dl_test.y)
     n_val = len(dl_val.y) if dl_val is not None else 0
     steps_per_epoch = min(len(dl_train), cfg.batches or len(dl_train))
+    # A data-dependent initialisation (YourCodeNet's whitening layer) reads the
+    # first training images; models without one have no such method.
+    if callable(getattr(model, "init_from_data", None)):
+        model.init_from_data(dl_train.images(INIT_IMAGES))
     trainer = build_trainer(cfg, model, device, steps_per_epoch)
 
     # 4. train

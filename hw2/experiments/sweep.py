@@ -25,8 +25,8 @@ from hw2._io import temp_glob
 from hw2.experiments.claims import (Claim, ClaimConflict, check_conflict,
                                     remove_if_orphan, stale_after_s, try_claim)
 from hw2.experiments.config import RunConfig, result_path, results_dir
-from hw2.experiments.grid import (CHECKS, Experiment, check_runs, get_protocol, owned,
-                                  resolve_grid, run_owners)
+from hw2.experiments.grid import (CHECKS, NAMED_RUNS, Experiment, check_runs,
+                                  get_protocol, owned, resolve_grid, run_owners)
 from hw2.experiments.results import check_output_location, result_state
 from hw2.experiments.runner import (build_model, checkpoint_prefix,
                                     legacy_checkpoint_prefix, run_config)
@@ -81,6 +81,7 @@ def sweep_jobs(names, overrides: dict | None = None, *,
     """
     experiments = resolve_grid(grid)
     checks = CHECKS if grid is None else {}
+    named = NAMED_RUNS if grid is None else {}
     preset = get_protocol(protocol)  # an unknown name fails here
     overrides = dict(overrides or {})
     # bad override names or values fail here, once, before any run is planned
@@ -89,9 +90,10 @@ def sweep_jobs(names, overrides: dict | None = None, *,
     if isinstance(names, str):
         names = [names]
     names = list(names)
-    unknown = [n for n in names if n not in experiments and n not in checks]
+    unknown = [n for n in names
+               if n not in experiments and n not in checks and n not in named]
     if unknown:
-        known = ", ".join([*experiments, *checks])
+        known = ", ".join([*experiments, *checks, *named])
         raise ValueError(f"unknown experiment(s): {', '.join(unknown)}; known: {known}")
     if not names:
         raise ValueError("name at least one experiment")
@@ -111,11 +113,14 @@ def sweep_jobs(names, overrides: dict | None = None, *,
 
     def planned(name: str) -> list[tuple[RunConfig, list[int], Path]]:
         """``(cfg, its seeds, its folder)`` for each run of an experiment or check."""
+        own = seeds or ([overrides["seed"]] if "seed" in overrides else
+                        list(preset.seeds) if preset else None)
         if name in experiments:
-            own = seeds or ([overrides["seed"]] if "seed" in overrides else
-                            list(preset.seeds) if preset else None)
             return [(owned(cfg, owners), own or [cfg.seed], folder)
                     for cfg in experiments[name].runs(overrides, protocol=protocol)]
+        if name in named:
+            return [(cfg, own or [cfg.seed], folder)
+                    for cfg in named[name].runs(overrides, protocol=protocol)]
         check = checks[name]
         return [(cfg, seeds or list(check.seeds), folder / "checks" / check.name)
                 for cfg in check_runs(check, protocol, overrides, experiments)]
