@@ -48,9 +48,10 @@ build-book:
 	$(VENV)/bin/jupyter-book build . -n -W --keep-going
 	test -f _build/html/index.html
 
-# Every page of the built site in headless Chromium (Debian's `chromium`).
+# Every page of the built site in headless Chromium (Debian's `chromium`), at 1280 px and
+# on a phone; then three downloaded notebooks run in a fresh environment (the wheel).
 site:
-	$(PY) -m pytest tests/site/test_site.py -p no:cacheprovider -n 2
+	$(PY) -m pytest tests/site -p no:cacheprovider -n 2
 
 # JupyterLab with the chapters opening as notebooks (jupytext) and their MyST rendered
 # (jupyterlab-myst). As root (containers, Colab-like machines) it passes --allow-root.

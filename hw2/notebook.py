@@ -12,8 +12,11 @@ With them a chapter opened as a notebook (Jupyter, Colab, the site's
   shows them as the cell's output, so a learner sees every number where it is
   computed.
 
-Nothing here runs at import time, and nothing imports matplotlib or IPython
-until it is used.
+Imported in a Jupyter kernel, it also has the kernel draw matplotlib figures
+at the book's resolution and label each PNG with the size of its smallest text
+(:mod:`hw2._figures`: what keeps figures readable on a phone). Nothing else
+runs at import time, and nothing imports matplotlib or IPython until it is
+used.
 """
 from __future__ import annotations
 
@@ -23,6 +26,8 @@ import textwrap
 from dataclasses import dataclass
 from pathlib import Path
 
+from hw2 import _figures
+
 __all__ = ["Listing", "show_source", "glue", "show_glued", "Glued", "mismatch",
            "check_exercise", "MAX_LISTING_WIDTH"]
 
@@ -31,13 +36,20 @@ MAX_LISTING_WIDTH = 88
 _REPO = Path(__file__).resolve().parents[1]
 
 
+_PACKAGE = Path(__file__).resolve().parent
+
+
 def _relative(path: Path) -> str:
-    """``hw2/optimizers.py`` for a file of the repository, else the file's name."""
+    """``hw2/optimizers.py`` for a file of the package (installed or not) or
+    ``tools/...`` for one of the repository; else the file's name, never a path
+    of the machine."""
     path = Path(path).resolve()
-    try:
-        return path.relative_to(_REPO).as_posix()
-    except ValueError:
-        return path.name
+    for base, prefix in ((_PACKAGE, "hw2/"), (_REPO, "")):
+        try:
+            return prefix + path.relative_to(base).as_posix()
+        except ValueError:
+            pass
+    return path.name
 
 
 @dataclass(frozen=True)
@@ -295,3 +307,6 @@ def check_exercise(check, *answers) -> None:
               "(The solution below shows one way.)")
         return
     print("Correct: your answer passes the check.")
+
+
+_figures.install()   # in a Jupyter kernel only; elsewhere it does nothing

@@ -109,6 +109,32 @@ def test_a_missing_label_or_chapter_is_named(tmp_path, monkeypatch):
         answers._answer_text.cache_clear()
 
 
+def test_without_a_built_book_every_answer_shows_its_numbers(monkeypatch):
+    """A plain checkout (no _build/) or an installed wheel: the committed
+    hw2/answer_values.json fills in every number an answer quotes."""
+    assert answers.VALUES_FILE.is_file(), (
+        f"{answers.VALUES_FILE.name} is missing: build the book and commit the file it writes")
+    monkeypatch.setattr(answers, "_built_glue", lambda notebook: {})
+    answers._answer_text.cache_clear()
+    try:
+        placeholders = {name: re.findall(r"\[(\w+): computed when the book is built\]",
+                                         answers.answer(name))
+                        for name in answers.ANSWERS}
+    finally:
+        answers._answer_text.cache_clear()
+    missing = {name: found for name, found in placeholders.items() if found}
+    assert not missing, f"answers with placeholders outside a built book: {missing}"
+
+
+def test_the_recorded_values_name_every_value_the_answers_quote():
+    recorded = json.loads(answers.VALUES_FILE.read_text(encoding="utf-8"))
+    quoted = {(nb, name) for chapter, label in answers.ANSWERS.values()
+              for nb, name in answers._glue_references(chapter, label)}
+    have = {(nb, name) for nb, values in recorded.items() for name in values}
+    assert quoted <= have, f"not recorded: {sorted(quoted - have)[:5]}"
+    assert have <= quoted, f"recorded but quoted by no answer: {sorted(have - quoted)[:5]}"
+
+
 # --------------------------------------------------------------------------
 # The hyperparameters make the course notebook's own runs succeed
 # --------------------------------------------------------------------------

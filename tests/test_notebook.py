@@ -345,3 +345,101 @@ def test_a_decorated_method_is_captioned_with_its_own_file():
         listing = show_source(method)
         assert listing.path == path, (method, listing.caption)
         assert "site-packages" not in listing.caption and "def " in listing.code
+
+
+# --- figures: the book's resolution and the text-size label (hw2._figures) -------------
+
+def _figure_with_text(fontsize: float):
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(2, 1.5))
+    ax.plot([0, 1], [0, 1])
+    ax.set_title("title", fontsize=12)
+    ax.text(0.5, 0.5, "small note", fontsize=fontsize)
+    ax.tick_params(labelsize=10)
+    return fig
+
+
+def test_a_figure_png_carries_its_smallest_text_in_pixels():
+    import base64
+    import io
+
+    from PIL import Image
+    import matplotlib.pyplot as plt
+    from hw2 import _figures
+
+    fig = _figure_with_text(fontsize=7)
+    try:
+        assert _figures.smallest_text_px(fig) == pytest.approx(7 * _figures.FIGURE_DPI / 72)
+        image = Image.open(io.BytesIO(base64.b64decode(_figures.figure_png(fig))))
+        image.load()
+        assert float(image.text[_figures.TEXT_SIZE_KEY]) == pytest.approx(14.0)
+        # drawn at the book's resolution: 2 inches wide at 144 dpi, less the tight crop
+        assert 0.8 * 2 * _figures.FIGURE_DPI < image.width < 1.2 * 2 * _figures.FIGURE_DPI
+        # invisible and empty text do not count
+        hidden = fig.axes[0].text(0, 0, "tiny", fontsize=2)
+        hidden.set_visible(False)
+        fig.axes[0].text(0, 0, "  ", fontsize=3)
+        assert _figures.smallest_text_px(fig) == pytest.approx(14.0)
+    finally:
+        plt.close(fig)
+    blank, ax = plt.subplots()
+    ax.set_axis_off()
+    assert _figures.smallest_text_px(blank) is None
+    plt.close(blank)
+
+
+def test_the_text_chunk_is_a_valid_png_chunk():
+    import io
+    import zlib
+
+    from PIL import Image
+    from hw2 import _figures
+
+    buf = io.BytesIO()
+    Image.new("RGB", (3, 2), "white").save(buf, format="PNG")
+    labelled = _figures.with_text_chunk(buf.getvalue(), "k", "v")
+    image = Image.open(io.BytesIO(labelled))
+    image.load()   # PIL checks each chunk's CRC
+    assert image.text == {"k": "v"} and image.size == (3, 2)
+    i = labelled.index(b"tEXt")
+    assert zlib.crc32(labelled[i:i + 4 + 3]) == int.from_bytes(labelled[i + 7:i + 11], "big")
+    with pytest.raises(ValueError, match="not a PNG"):
+        _figures.with_text_chunk(b"GIF89a....", "k", "v")
+
+
+def test_in_a_kernel_figures_are_drawn_by_the_book_renderer():
+    """Installed in IPython, it renders figures; when the inline backend puts its own
+    formatter back (as it does when its options change), the next cell restores it."""
+    pytest.importorskip("IPython")
+    from IPython.core.interactiveshell import InteractiveShell
+    from IPython.core.pylabtools import select_figure_formats
+    from matplotlib.figure import Figure
+    from hw2 import _figures
+
+    shell = InteractiveShell.instance()
+    try:
+        assert _figures.install()
+        png = shell.display_formatter.formatters["image/png"]
+        assert png.lookup_by_type(Figure) is _figures.figure_png
+        select_figure_formats(shell, {"png"})          # the inline backend's own
+        assert png.lookup_by_type(Figure) is not _figures.figure_png
+        shell.run_cell("x = 1")
+        assert png.lookup_by_type(Figure) is _figures.figure_png
+        fig = _figure_with_text(fontsize=9)
+        data, _ = shell.display_formatter.format(fig)
+        assert "image/png" in data
+    finally:
+        for event in ("pre_run_cell", "post_execute"):
+            if _figures._ensure_renderer in shell.events.callbacks[event]:
+                shell.events.unregister(event, _figures._ensure_renderer)
+        InteractiveShell.clear_instance()
+
+
+def test_outside_a_kernel_install_does_nothing():
+    from hw2 import _figures
+
+    assert "IPython" not in sys.modules or _figures._shell() is None
+    assert _figures.install() is False

@@ -16,7 +16,7 @@ PACKAGE = Path(__file__).resolve().parents[1] / "hw2"
 #: The layers, from the bottom up; a module may import from its layer and below.
 LAYERS = [
     ["hw2"],  # only __version__; it imports nothing
-    ["hw2._checks", "hw2._io", "hw2._progress", "hw2.stats"],
+    ["hw2._checks", "hw2._figures", "hw2._io", "hw2._progress", "hw2.stats"],
     ["hw2.layers", "hw2.grad_check", "hw2.grad_compare", "hw2.optimizers",
      "hw2.checkpoint"],
     ["hw2.training"],

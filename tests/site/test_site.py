@@ -10,13 +10,23 @@ pixels (non-zero ``naturalWidth``) and is not one uniform colour (drawn into a
 canvas and read back: a blank white or fully transparent figure fails), and
 every figure holds an image; and that every
 same-origin link resolves (HTTP 200, and a ``#fragment`` names an id on the
-target page); that every page has an "edit this page" link and every notebook a
-download link to its ``.ipynb`` and Binder and Colab launch links. Every image
+target page). Every notebook page offers its ``.ipynb`` for download; the
+buttons into the book's repository (edit, issues, repository, Binder, Colab)
+appear on every page when ``_config.yml`` names a public repository, and none
+does until it names one. Every listing's caption names the file under ``hw2/``
+(or of the repository) that holds its code, and no page contains a path of
+the machine that built it, or a "Quoted in the text" bookkeeping block (the
+notebooks keep those). Every image
 of the text (figures and diagrams) has real alt text: words, not a file name.
 Exercises and their solutions (``sphinx-exercise``) render: each exercise is
 titled "Exercise <chapter>.<n>" and has a solution that names it, every
 solution is collapsed, and a click on its toggle button opens it. A full-page
 screenshot of each page goes to ``_build/screenshots``.
+
+Each page is opened again as a phone shows it (390 px wide): the page must not
+scroll sideways as a whole, a figure wider than the screen must scroll in its
+own box, and every figure's smallest text (the size each PNG records, see
+``hw2._figures``) must be shown no smaller than the page's small print.
 Finally the search page must find "backpropagation".
 
 Run after the book build::
@@ -33,12 +43,14 @@ import html.parser
 import os
 import re
 import shutil
+import sys
 import urllib.error
 import urllib.parse
 import urllib.request
 from pathlib import Path
 
 import pytest
+import yaml
 
 CHROMIUM = os.environ.get("HW2_CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"
 CHROMIUM_ARGS = [
@@ -47,6 +59,9 @@ CHROMIUM_ARGS = [
 ]
 TIMEOUT_MS = 60_000
 SEARCH_TERM = "backpropagation"
+ROOT = Path(__file__).resolve().parents[2]
+#: How hw2.notebook.Glued's output starts: kept in the notebooks, not on the page.
+GLUED_HEADING = "Quoted in the text:"
 
 
 @pytest.fixture(scope="session")
@@ -67,9 +82,9 @@ def browser():
 class _Page:
     """A browser tab that records every error the page produces."""
 
-    def __init__(self, browser, base_url: str):
+    def __init__(self, browser, base_url: str, width: int = 1280, height: int = 900):
         self.base_url = base_url
-        self.context = browser.new_context(viewport={"width": 1280, "height": 900})
+        self.context = browser.new_context(viewport={"width": width, "height": height})
         self.tab = self.context.new_page()
         self.tab.set_default_timeout(TIMEOUT_MS)
         self.errors: list[str] = []
@@ -94,6 +109,17 @@ class _Page:
 @pytest.fixture
 def tab(browser, site_url):
     page = _Page(browser, site_url)
+    yield page
+    page.close()
+
+
+#: A phone's viewport (CSS pixels): an iPhone 12 to 15.
+PHONE = {"width": 390, "height": 844}
+
+
+@pytest.fixture
+def phone(browser, site_url):
+    page = _Page(browser, site_url, **PHONE)
     yield page
     page.close()
 
@@ -344,26 +370,107 @@ def _exercise_problems(tab) -> list[str]:
     return problems
 
 
-def _missing_buttons(page: str, hrefs: list[str], is_notebook: bool) -> list[str]:
-    """A learner can edit every page, and download and launch every notebook."""
+# The one place the book's public repository is configured (book/_ext/hw2_site/buttons.py
+# reads the same key): until it names one, no page may offer a button into it.
+def _configured_repository() -> str | None:
+    sys.path.insert(0, str(ROOT / "book" / "_ext"))
+    from hw2_site.buttons import NOT_A_REPOSITORY
+
+    config = yaml.safe_load((ROOT / "_config.yml").read_text(encoding="utf-8"))
+    url = str((config.get("repository") or {}).get("url") or "").rstrip("/")
+    return None if url in NOT_A_REPOSITORY else url
+
+
+_REPOSITORY_LINKS = {
+    "an 'edit this page' link": lambda h, repo: h.startswith(repo + "/edit/"),
+    "an issues link": lambda h, repo: h.startswith(repo + "/issues"),
+    "a repository link": lambda h, repo: h.rstrip("/") == repo,
+}
+_LAUNCH_LINKS = {
+    "a Binder launch link": lambda h, repo: "mybinder.org/v2/gh/" in h
+    and urllib.parse.urlsplit(repo).path.strip("/") in h,
+    "a Colab launch link": lambda h, repo: "colab.research.google.com/github/" in h
+    and h.endswith(".ipynb") and urllib.parse.urlsplit(repo).path.strip("/") in h,
+}
+# What a button into a missing repository would be: any link to a launcher or to an
+# edit, issues or repository page on GitHub's sites.
+_BUTTON_HOSTS = ("mybinder.org", "colab.research.google.com", "github.com", "gitlab.com")
+
+
+def _button_problems(page: str, hrefs: list[str], header_hrefs: list[str],
+                     is_notebook: bool, repository: str | None) -> list[str]:
+    """Every notebook can be downloaded; the repository's buttons (edit, issues,
+    repository, Binder, Colab) all appear when one is configured and none does
+    until then."""
     if page == "search.html":
         return []
-    wanted = {"an 'edit this page' link": lambda h: "/edit/" in h}
+    problems = []
+    stem = page.removesuffix(".html")
+    if is_notebook and not any(h.endswith(f"_sources/{stem}.ipynb") for h in hrefs):
+        problems.append("missing a download link to the notebook (.ipynb)")
+    if repository is None:
+        for h in header_hrefs:
+            if urllib.parse.urlsplit(h).hostname in _BUTTON_HOSTS:
+                problems.append(f"a button into a repository that is not configured: {h}")
+        for h in hrefs:
+            host = urllib.parse.urlsplit(h).hostname or ""
+            if host.endswith(("mybinder.org", "colab.research.google.com")) or "/edit/" in h:
+                problems.append(f"a launch or edit link with no repository configured: {h}")
+        return problems
+    wanted = dict(_REPOSITORY_LINKS)
     if is_notebook:
-        stem = page.removesuffix(".html")
-        wanted.update({
-            "a download link to the notebook (.ipynb)": lambda h: h.endswith(f"_sources/{stem}.ipynb"),
-            "a Binder launch link": lambda h: "mybinder.org/" in h,
-            "a Colab launch link": lambda h: "colab.research.google.com/" in h and h.endswith(".ipynb"),
-        })
-    return [f"missing {what}" for what, found in wanted.items() if not any(map(found, hrefs))]
+        wanted.update(_LAUNCH_LINKS)
+    problems += [f"missing {what}" for what, found in wanted.items()
+                 if not any(found(h, repository) for h in hrefs)]
+    return problems
+
+
+# A listing's caption names where its code lives: `name` in `hw2/...`, lines a–b for
+# package code, a file of the repository (tools/...) for a file; never a path of the
+# build machine (a decorator unwrapped wrongly names torch's file in the venv).
+_CAPTION = re.compile(r"(?:(?P<name>\S+) in )?(?P<path>\S+), lines \d+–\d+")
+
+
+def _caption_problems(captions: list[str]) -> list[str]:
+    problems = []
+    for text in captions:
+        text = " ".join(text.split())
+        m = _CAPTION.fullmatch(text)
+        if not m:
+            problems.append(f"listing caption names no file and lines: {text!r}")
+            continue
+        path = m["path"]
+        if path.startswith(("/", "~")) or ".venv" in path or "site-packages" in path:
+            problems.append(f"listing caption names a path of the build machine: {text!r}")
+        elif not (ROOT / path).is_file():
+            problems.append(f"listing caption names no file of the repository: {text!r}")
+        elif m["name"] and not path.startswith("hw2/"):
+            problems.append(f"listing of package code captioned with a file outside hw2/: "
+                            f"{text!r}")
+    return problems
+
+
+def _machine_paths(html_file: Path) -> list[str]:
+    """Paths of the machine that built the book, anywhere in a page's HTML."""
+    text = html_file.read_text(encoding="utf-8")
+    marks = {str(ROOT), sys.prefix, "site-packages", ".venv/lib"}
+    home = str(Path.home())
+    if home not in ("/", ""):
+        marks.add(home + "/")
+    found = []
+    for mark in sorted(marks):
+        at = text.find(mark)
+        if at >= 0:
+            found.append(f"a path of the build machine ({mark!r}) in the page: "
+                         f"...{text[max(0, at - 60):at + len(mark) + 40]!r}...")
+    return found
 
 
 def _screenshot_name(page: str) -> str:
     return page.replace("/", "__").removesuffix(".html") + ".png"
 
 
-def test_page(tab, page, site_url, screenshots_dir):
+def test_page(tab, page, site_url, html_dir, screenshots_dir):
     url = urllib.parse.urljoin(site_url, page)
     response = tab.tab.goto(url, wait_until="load")
     assert response is not None and response.status == 200, f"{page}: HTTP {response and response.status}"
@@ -373,6 +480,11 @@ def test_page(tab, page, site_url, screenshots_dir):
     overflow = tab.tab.evaluate(_OVERFLOW_REPORT)
     tab.tab.wait_for_load_state("networkidle")
     hrefs = tab.tab.eval_on_selector_all("a[href]", "els => els.map(a => a.href)")
+    header_hrefs = tab.tab.eval_on_selector_all(
+        ".article-header-buttons a[href], .header-article-items a[href]",
+        "els => els.map(a => a.href)")
+    captions = tab.tab.eval_on_selector_all(
+        "div.code-block-caption span.caption-text", "els => els.map(e => e.textContent)")
     tab.tab.screenshot(path=str(screenshots_dir / _screenshot_name(page)), full_page=True)
 
     problems = list(tab.errors)
@@ -388,9 +500,131 @@ def test_page(tab, page, site_url, screenshots_dir):
     problems += [f"image without alt text in words: {s}" for s in images["badAlt"]]
     problems += [f"overflows the column at 1280 px: {s}" for s in overflow]
     problems += [f"broken link: {s}" for s in _broken_links(hrefs, site_url)]
-    problems += _missing_buttons(page, hrefs, tab.tab.locator("div.cell").count() > 0)
+    problems += _button_problems(page, hrefs, header_hrefs,
+                                 tab.tab.locator("div.cell").count() > 0, _configured_repository())
+    problems += _caption_problems(captions)
+    problems += _machine_paths(html_dir / page)
+    glued = tab.tab.eval_on_selector_all(
+        "pre", "(els, head) => els.filter(e => e.textContent.trim().startsWith(head)).length",
+        GLUED_HEADING)
+    if glued:
+        problems.append(f"bookkeeping output on the page: {glued} {GLUED_HEADING!r} block(s)")
     problems += _exercise_problems(tab)
     assert not problems, f"{page}:\n  " + "\n  ".join(problems)
+
+
+# --- on a phone ---------------------------------------------------------------------------
+
+_PHONE_REPORT = r"""
+async () => {
+  // Open every collapsed solution and hidden input: their figures count too.
+  for (const b of document.querySelectorAll('button.toggle-button')) {
+    if (!b.closest('.toggle-shown, .expanded')) b.click();
+  }
+  for (const d of document.querySelectorAll('details')) d.open = true;
+  const imgs = Array.from(document.querySelectorAll('img'));
+  for (const img of imgs) img.loading = 'eager';
+  await Promise.all(imgs.map(img => img.complete ? null : new Promise(res => {
+    img.addEventListener('load', res, {once: true});
+    img.addEventListener('error', res, {once: true});
+    setTimeout(res, 30000);
+  })));
+  await new Promise(res => setTimeout(res, 300));   // toggles animate open
+  const article = document.querySelector('article.bd-article, article, .bd-article');
+  const small = document.createElement('small');
+  small.textContent = 'small print';
+  article.appendChild(small);
+  const smallPx = parseFloat(getComputedStyle(small).fontSize);
+  small.remove();
+  const scrolls = el => {
+    for (let a = el.parentElement; a && a !== document.body; a = a.parentElement) {
+      const o = getComputedStyle(a).overflowX;
+      if (o === 'auto' || o === 'scroll') return a;
+    }
+    return null;
+  };
+  const images = Array.from(article.querySelectorAll('img'))
+    .filter(img => img.naturalWidth > 0)
+    .map(img => {
+      const box = scrolls(img);
+      const shown = img.getBoundingClientRect().width;
+      const room = (box || article).clientWidth;
+      return {src: img.currentSrc || img.src, natural: img.naturalWidth, shown,
+              visible: img.offsetParent !== null, inScrollBox: !!box, room};
+    });
+  const doc = document.documentElement;
+  const out = {smallPx, images, page: doc.scrollWidth, window: doc.clientWidth, culprits: []};
+  if (doc.scrollWidth > doc.clientWidth + 1) {
+    // What sticks out of the window without a box of its own that scrolls.
+    for (const el of document.body.querySelectorAll('*')) {
+      const r = el.getBoundingClientRect();
+      if (r.width && r.right > doc.clientWidth + 1 && !scrolls(el) &&
+          getComputedStyle(el).position !== 'fixed') {
+        const name = el.tagName.toLowerCase() + (el.className && typeof el.className === 'string'
+          ? '.' + el.className.trim().split(/\s+/).join('.') : '');
+        out.culprits.push(`${name} (${Math.round(r.right)}px): ` +
+                          (el.textContent || '').trim().replace(/\s+/g, ' ').slice(0, 60));
+        if (out.culprits.length >= 4) break;
+      }
+    }
+  }
+  return out;
+}
+"""
+
+
+def _image_text_px(url: str, site_url: str, html_dir: Path) -> float | None | str:
+    """The smallest text of a site image, in its own pixels, from its hw2 label;
+    None for an image with no text, a message for one with no label."""
+    from PIL import Image
+
+    sys.path.insert(0, str(ROOT))
+    from hw2._figures import TEXT_SIZE_KEY
+
+    path = urllib.parse.unquote(urllib.parse.urlsplit(url).path)
+    base = urllib.parse.urlsplit(site_url).path
+    file = html_dir / path[len(base):]
+    with Image.open(file) as image:
+        label = getattr(image, "text", {}).get(TEXT_SIZE_KEY)
+    if label is None:
+        return (f"{file.name} carries no text-size label ({TEXT_SIZE_KEY}): a figure "
+                "not drawn in a kernel that imported hw2.notebook")
+    return None if label == "none" else float(label)
+
+
+def test_page_on_a_phone(phone, page, site_url, html_dir, screenshots_dir):
+    url = urllib.parse.urljoin(site_url, page)
+    response = phone.tab.goto(url, wait_until="load")
+    assert response is not None and response.status == 200, f"{page}: HTTP {response and response.status}"
+    report = phone.tab.evaluate(_PHONE_REPORT)
+    phone.tab.screenshot(path=str(screenshots_dir / ("phone__" + _screenshot_name(page))),
+                         full_page=True)
+    width = PHONE["width"]
+    problems = []
+    if report["page"] > report["window"] + 1:
+        problems.append(f"the page is {report['page']}px wide in a {report['window']}px window "
+                        f"(scrolls sideways as a whole); sticking out: " + "; ".join(report["culprits"]))
+    small = report["smallPx"]
+    for img in report["images"]:
+        name = img["src"].rsplit("/", 1)[-1]
+        if not img["visible"]:
+            problems.append(f"{name}: hidden even with every toggle open")
+            continue
+        if img["shown"] > img["room"] + 1 and not img["inScrollBox"]:
+            problems.append(f"{name}: {img['shown']:.0f}px wide in {img['room']}px and no box "
+                            "that scrolls (cut off)")
+        text = _image_text_px(img["src"], site_url, html_dir)
+        if isinstance(text, str):
+            problems.append(text)
+        elif text is not None:
+            shown = text * img["shown"] / img["natural"]
+            if shown < small - 0.25:
+                problems.append(
+                    f"{name}: smallest text shown at {shown:.1f}px, smaller than the page's small "
+                    f"print ({small:.1f}px) at {width}px (image {img['natural']}px shown at "
+                    f"{img['shown']:.0f}px)")
+    problems += phone.errors
+    assert not problems, f"{page} at {width}px:\n  " + "\n  ".join(problems)
 
 
 def test_search_finds_backpropagation(tab, site_url):
