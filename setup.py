@@ -7,6 +7,11 @@ measurements, the chapters themselves (the answers of ``hw2.answers`` are their
 question sections) -- is copied into the wheel as ``hw2/_book/<path>``, and
 ``hw2._io.book_path`` finds it there when there is no checkout. An editable
 install (``pip install -e .``) reads the checkout and copies nothing.
+
+The build works in ``_build/setuptools`` (not ``build/`` beside the package,
+where a stale copy could be committed by mistake), and starts each wheel from
+an empty ``hw2/`` there, so a module or result file that was removed from the
+repository does not linger in the next wheel.
 """
 import shutil
 from pathlib import Path
@@ -23,8 +28,11 @@ class BuildWithBook(build_py):
     """``build_py`` that also copies :data:`BUNDLED` into ``hw2/_book/``."""
 
     def run(self):
+        editable = getattr(self, "editable_mode", False)
+        if not editable:
+            shutil.rmtree(Path(self.build_lib) / "hw2", ignore_errors=True)
         super().run()
-        if getattr(self, "editable_mode", False):
+        if editable:
             return
         root = Path(__file__).resolve().parent
         target = Path(self.build_lib) / "hw2" / "_book"
@@ -38,4 +46,5 @@ class BuildWithBook(build_py):
                 shutil.copy2(source, destination)
 
 
-setup(cmdclass={"build_py": BuildWithBook})
+setup(cmdclass={"build_py": BuildWithBook},
+      options={"build": {"build_base": "_build/setuptools"}})

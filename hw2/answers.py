@@ -258,35 +258,50 @@ def _glue_value(body: str, chapter: str) -> str:
         return str(value)
 
 
+#: Where a build leaves a chapter's glued values: myst-nb's record of them
+#: (``<chapter>.glue.json``), then the executed notebooks (nbval's, the build's,
+#: the site's download), whose glue outputs carry scrapbook metadata.
+_GLUE_SOURCES = ("_build/jupyter_execute/{stem}.glue.json", "_build/executed/{nb}",
+                 "_build/jupyter_execute/{nb}", "_build/html/_sources/{nb}")
+
+
 @functools.lru_cache(maxsize=None)
 def _built_glue(notebook: str) -> dict:
-    """``{name: value}`` of the glue outputs in the executed chapter.
+    """``{name: value}`` of the values glued in the built chapter ``notebook``.
 
-    Empty when the book was not built.
+    From the first of :data:`_GLUE_SOURCES` that has any; empty when the book
+    was not built.
     """
-    for folder in ("_build/jupyter_execute", "_build/html/_sources"):
-        path = repo_root() / folder / notebook
-        if path.is_file():
-            break
-    else:
-        return {}
-    try:
-        cells = json.loads(path.read_text(encoding="utf-8")).get("cells", [])
-    except (OSError, ValueError):
-        return {}
+    stem = notebook[: -len(".ipynb")] if notebook.endswith(".ipynb") else notebook
+    for pattern in _GLUE_SOURCES:
+        path = repo_root() / pattern.format(stem=stem, nb=notebook)
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            continue
+        if path.name.endswith(".glue.json"):
+            outputs = list(data.values()) if isinstance(data, dict) else []
+        else:
+            outputs = [o for cell in data.get("cells", []) for o in cell.get("outputs", [])]
+        values = _glued_outputs(outputs)
+        if values:
+            return values
+    return {}
+
+
+def _glued_outputs(outputs: list) -> dict:
     values = {}
-    for cell in cells:
-        for output in cell.get("outputs", []):
-            name = output.get("metadata", {}).get("scrapbook", {}).get("name")
-            text = next((v for k, v in output.get("data", {}).items()
-                         if k.endswith("text/plain")), None)
-            if name is None or text is None:
-                continue
-            text = "".join(text) if isinstance(text, list) else text
-            try:
-                values[name] = ast.literal_eval(text)
-            except (ValueError, SyntaxError):
-                values[name] = text.strip("'\"")
+    for output in outputs:
+        name = output.get("metadata", {}).get("scrapbook", {}).get("name")
+        text = next((v for k, v in output.get("data", {}).items()
+                     if k.endswith("text/plain")), None)
+        if name is None or text is None:
+            continue
+        text = "".join(text) if isinstance(text, list) else text
+        try:
+            values[name] = ast.literal_eval(text)
+        except (ValueError, SyntaxError):
+            values[name] = text.strip("'\"")
     return values
 
 

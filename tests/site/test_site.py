@@ -726,3 +726,57 @@ def test_notebook_edition(notebook_pages, html_dir, executed_dir):
                 problems.append(f"{name}.ipynb (download): the first cell does not define the "
                                 "book's math macros")
     assert not problems, "\n  ".join(["notebook edition:"] + problems)
+
+
+# --- the answers' numbers outside a built book ------------------------------------------
+#
+# hw2/answer_values.json is what a checkout without _build/ (and the wheel) shows in the
+# answers; the build rewrites it, so it is compared as committed (git's HEAD) with what
+# this build computed. Names and text must be the same. Numbers may differ by what
+# another CPU gives the chapters' small trainings (a quarter of the value, or two
+# points), and a timing on the build machine only has to be there.
+ANSWER_TIMINGS = {("book/part3/questions.ipynb", "q1_speedup")}
+
+
+def _committed_answer_values() -> dict:
+    import json
+    import subprocess
+
+    path = "hw2/answer_values.json"
+    try:
+        text = subprocess.run(["git", "show", f"HEAD:{path}"], cwd=ROOT, check=True,
+                              capture_output=True, text=True).stdout
+    except (OSError, subprocess.CalledProcessError) as err:
+        if (ROOT / ".git").exists():
+            pytest.fail(f"{path} is not committed ({err}): build the book and commit it")
+        text = (ROOT / path).read_text(encoding="utf-8")   # a checkout without git
+    return json.loads(text)
+
+
+def test_the_committed_answer_values_are_this_builds(html_dir):
+    import math
+
+    sys.path.insert(0, str(ROOT))
+    from hw2 import answers
+
+    answers._built_glue.cache_clear()
+    built = answers.built_values()
+    committed = _committed_answer_values()
+    problems = []
+    for nb in sorted(set(built) | set(committed)):
+        mine, theirs = built.get(nb, {}), committed.get(nb, {})
+        for name in sorted(set(mine) | set(theirs)):
+            if name not in theirs:
+                problems.append(f"{nb}::{name}: quoted by an answer, not in the committed file")
+            elif name not in mine:
+                problems.append(f"{nb}::{name}: in the committed file, quoted by no answer")
+            elif (nb, name) in ANSWER_TIMINGS:
+                continue
+            elif isinstance(mine[name], (int, float)) and not isinstance(mine[name], bool) \
+                    and isinstance(theirs[name], (int, float)):
+                if not math.isclose(mine[name], theirs[name], rel_tol=0.25, abs_tol=2.0):
+                    problems.append(f"{nb}::{name}: built {mine[name]!r}, committed {theirs[name]!r}")
+            elif mine[name] != theirs[name]:
+                problems.append(f"{nb}::{name}: built {mine[name]!r}, committed {theirs[name]!r}")
+    assert not problems, ("hw2/answer_values.json is stale (the build rewrote it: commit it):\n  "
+                          + "\n  ".join(problems))
