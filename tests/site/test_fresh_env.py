@@ -17,7 +17,10 @@ temporary folder outside the repository:
   runs and pip finds torch installed (nothing is downloaded);
 * each notebook is executed in that environment's kernel with nbclient, with
   the working folder set to the download folder and no ``HW2_*`` variable or
-  ``PYTHONPATH`` of the build;
+  ``PYTHONPATH`` of the build, except ``HW2_CIFAR10`` (the experiments
+  chapter's smoke runs load CIFAR-10; a learner without a network points it
+  at a local copy, as the introduction says, and one with a network needs
+  nothing);
 * every cell must run without an error, ``hw2`` must then be imported from the
   fresh environment, and no output may show a placeholder.
 
@@ -98,6 +101,8 @@ def fresh_python(tmp_path_factory) -> Path:
 def _learner_env(home: Path) -> dict:
     env = {k: v for k, v in os.environ.items()
            if not k.startswith(("HW2_", "PYTHON", "VIRTUAL_ENV", "JUPYTER"))}
+    if "HW2_CIFAR10" in os.environ:   # a learner without a network sets it too
+        env["HW2_CIFAR10"] = os.environ["HW2_CIFAR10"]
     env["HW2_QUIET"] = "1"   # no progress bars in the captured outputs
     env["PATH"] = os.pathsep.join(p for p in env.get("PATH", "").split(os.pathsep)
                                   if ".venv" not in p)

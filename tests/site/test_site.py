@@ -213,7 +213,7 @@ async () => {
 }
 """
 
-_IMAGE_REPORT = """
+_IMAGE_REPORT = r"""
 async () => {
   const imgs = Array.from(document.querySelectorAll('img'));
   for (const img of imgs) img.loading = 'eager';
@@ -530,7 +530,8 @@ async () => {
     setTimeout(res, 30000);
   })));
   await new Promise(res => setTimeout(res, 300));   // toggles animate open
-  const article = document.querySelector('article.bd-article, article, .bd-article');
+  const article = document.querySelector('article.bd-article, article, .bd-article')
+                  || document.querySelector('main') || document.body;
   const small = document.createElement('small');
   small.textContent = 'small print';
   article.appendChild(small);
