@@ -92,7 +92,7 @@ def fresh_python(tmp_path_factory) -> Path:
                           check=True, capture_output=True, text=True).stdout.strip()
     Path(site, "book-dependencies.pth").write_text(f"{deps}\n")
     probe = subprocess.run([str(python), "-c", "import torch, nbclient, ipykernel; import hw2"],
-                           capture_output=True, text=True, env=_learner_env(base))
+                           capture_output=True, text=True, env=_learner_env(base), cwd=base)
     assert "No module named 'hw2'" in probe.stderr, (
         "the fresh environment must have the dependencies and not hw2:\n" + probe.stderr)
     return python
