@@ -33,7 +33,8 @@ TEXT_SIZE_KEY = "hw2:smallest-text-px"
 
 
 def smallest_text_px(fig, dpi: float = FIGURE_DPI) -> float | None:
-    """Height in pixels (font size at ``dpi``) of the smallest visible text of ``fig``."""
+    """Height in pixels (font size at ``dpi``) of the smallest visible text of
+    ``fig``; None when it draws no text."""
     from matplotlib.text import Text
 
     sizes = [t.get_fontsize() for t in fig.findobj(Text)
@@ -42,10 +43,11 @@ def smallest_text_px(fig, dpi: float = FIGURE_DPI) -> float | None:
 
 
 def with_text_chunk(png: bytes, key: str, value: str) -> bytes:
-    """``png`` with a ``tEXt`` chunk ``key``: ``value`` right after its header (IHDR)."""
+    """``png`` with a ``tEXt`` chunk ``key``: ``value`` right after its header."""
     signature = b"\x89PNG\r\n\x1a\n"
     if not png.startswith(signature) or png[12:16] != b"IHDR":
-        raise ValueError("with_text_chunk: not a PNG image (no signature and IHDR header)")
+        raise ValueError("with_text_chunk: not a PNG image "
+                         "(no PNG signature and IHDR header)")
     end_of_header = 8 + 4 + 4 + struct.unpack(">I", png[8:12])[0] + 4
     data = key.encode("latin-1") + b"\0" + value.encode("latin-1")
     chunk = (struct.pack(">I", len(data)) + b"tEXt" + data
@@ -61,7 +63,8 @@ def figure_png(fig) -> str:
     if png is None:   # a figure with nothing drawn: IPython shows no image
         return None
     size = smallest_text_px(fig)
-    labelled = with_text_chunk(png, TEXT_SIZE_KEY, "none" if size is None else f"{size:.2f}")
+    label = "none" if size is None else f"{size:.2f}"
+    labelled = with_text_chunk(png, TEXT_SIZE_KEY, label)
     return base64.b64encode(labelled).decode("ascii")
 
 

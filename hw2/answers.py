@@ -282,7 +282,8 @@ def _built_glue(notebook: str) -> dict:
         if path.name.endswith(".glue.json"):
             outputs = list(data.values()) if isinstance(data, dict) else []
         else:
-            outputs = [o for cell in data.get("cells", []) for o in cell.get("outputs", [])]
+            outputs = [o for cell in data.get("cells", [])
+                       for o in cell.get("outputs", [])]
         values = _glued_outputs(outputs)
         if values:
             return values
