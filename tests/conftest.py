@@ -98,3 +98,12 @@ def tiny_cifar(request, tiny_cifar_folders) -> dict[str, str]:
     with the calling module's ``TINY_CIFAR_PER_CLASS`` images per class."""
     train, test = getattr(request.module, "TINY_CIFAR_PER_CLASS", DEFAULT_PER_CLASS)
     return tiny_cifar_folders(train, test)
+
+
+@pytest.fixture
+def tiny_env(tiny_cifar, monkeypatch, tmp_path) -> Path:
+    """The tiny data set in the environment, results under ``tmp_path/results``."""
+    for key, value in tiny_cifar.items():
+        monkeypatch.setenv(key, value)
+    monkeypatch.setenv("HW2_RESULTS_DIR", str(tmp_path / "results"))
+    return tmp_path

@@ -3,12 +3,25 @@ from __future__ import annotations
 
 import os
 import subprocess
+import sys
 import textwrap
 from pathlib import Path
 
 from hw2 import experiments
 
 FIT_KEYS = ("train_loss", "train_acc", "test_loss", "test_acc")
+#: Child processes on one thread each (the suites run two at a time).
+ONE_THREAD = {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+#: The smallest run of the runner's tests (a grid file's hparams drop the widths).
+SMALL = dict(bs_train=8, filters_per_layer=[4], layers_per_block=1, hidden_dims=[8],
+             device="cpu", early_stopping=0)
+
+
+def cli(*args, env=None, timeout=120) -> subprocess.CompletedProcess:
+    """``python -m hw2.experiments ARGS`` in a child process, output captured."""
+    return subprocess.run([sys.executable, "-m", "hw2.experiments", *map(str, args)],
+                          capture_output=True, text=True, timeout=timeout,
+                          env={**os.environ, **ONE_THREAD, **(env or {})})
 
 
 def check_result_file(path: Path, epochs: int) -> dict:

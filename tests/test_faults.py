@@ -21,7 +21,8 @@ from pathlib import Path
 
 import pytest
 
-from helpers import Killed, check_result_file, kill_after_first_epoch, one_line_error
+from helpers import (ONE_THREAD, SMALL, Killed, check_result_file, cli,
+                     kill_after_first_epoch, one_line_error)
 from hw2 import experiments as ex
 from hw2.experiments import claims, sweep
 
@@ -29,26 +30,9 @@ torch = pytest.importorskip("torch")
 torch.set_num_threads(1)
 pytestmark = pytest.mark.filterwarnings("ignore::UserWarning")
 
-ONE_THREAD = {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
 TINY_CIFAR_PER_CLASS = (4, 2)
-SMALL = dict(bs_train=8, filters_per_layer=[4], layers_per_block=1, hidden_dims=[8],
-             device="cpu", early_stopping=0)
 RUN = ["run-exp", "-n", "r", "-K", "4", "-L", "1", "-H", "8", "--bs-train", "8",
        "--early-stopping", "0", "-d", "cpu"]
-
-
-@pytest.fixture
-def tiny_env(tiny_cifar, monkeypatch, tmp_path) -> Path:
-    for key, value in tiny_cifar.items():
-        monkeypatch.setenv(key, value)
-    monkeypatch.setenv("HW2_RESULTS_DIR", str(tmp_path / "results"))
-    return tmp_path
-
-
-def cli(*args, env=None, timeout=120) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "hw2.experiments", *map(str, args)],
-                          capture_output=True, text=True, timeout=timeout,
-                          env={**os.environ, **ONE_THREAD, **(env or {})})
 
 
 def popen(*args, env) -> subprocess.Popen:

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from helpers import (Killed, check_result_file, kill_after_first_epoch,
+from helpers import (SMALL, Killed, check_result_file, cli, kill_after_first_epoch,
                      kill_after_result_is_written, one_line_error, recording_env)
 from hw2 import experiments as ex
 from hw2.experiments import runner, sweep
@@ -28,27 +28,10 @@ torch = pytest.importorskip("torch")
 torch.set_num_threads(1)
 pytestmark = pytest.mark.filterwarnings("ignore::UserWarning")
 
-ONE_THREAD = {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
 TINY_CIFAR_PER_CLASS = (4, 2)
-SMALL = dict(bs_train=8, filters_per_layer=[4], layers_per_block=1, hidden_dims=[8],
-             device="cpu", early_stopping=0)
 # The same, as a grid file's hparams (the grid sets the widths and depths).
 SMALL_HP = {k: v for k, v in SMALL.items() if k not in ("filters_per_layer",
                                                         "layers_per_block")}
-
-
-@pytest.fixture
-def tiny_env(tiny_cifar, monkeypatch, tmp_path) -> Path:
-    for key, value in tiny_cifar.items():
-        monkeypatch.setenv(key, value)
-    monkeypatch.setenv("HW2_RESULTS_DIR", str(tmp_path / "results"))
-    return tmp_path
-
-
-def cli(*args, env=None, timeout=120) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "hw2.experiments", *map(str, args)],
-                          capture_output=True, text=True, timeout=timeout,
-                          env={**os.environ, **ONE_THREAD, **(env or {})})
 
 
 # --------------------------------------------------------------------------

@@ -68,8 +68,7 @@ class ResidualBlock(nn.Module):
                 f"kernel sizes must be odd so that 'same' padding (k-1)/2 keeps "
                 f"the map size; got even kernel sizes {even} in {kernel_sizes}"
             )
-        if not 0.0 <= dropout < 1.0:
-            raise ValueError(f"dropout must be in [0, 1), got {dropout!r}")
+        dropout = _checks.real_in("dropout", dropout, 0.0, 1.0)
         # a bad name fails even with one conv
         _activation(activation_type, activation_params)
         if output_activation not in ("relu", "main"):

@@ -205,8 +205,7 @@ class YourCodeNet(ConvClassifier):
                 f"YourCodeNet uses 3×3 convolutions; conv_params is not "
                 f"supported (got {conv_params!r})"
             )
-        if not 0.0 <= dropout < 1.0:
-            raise ValueError(f"dropout must be in [0, 1), got {dropout!r}")
+        dropout = _checks.real_in("dropout", dropout, 0.0, 1.0)
         if not (isinstance(width, (int, float)) and width > 0):
             raise ValueError(f"width must be a positive number, got {width!r}")
         self.dropout = dropout

@@ -213,8 +213,9 @@ async () => {
 }
 """
 
-_IMAGE_REPORT = r"""
-async () => {
+# Every image of the page loaded (lazy ones made eager), as `imgs`: the start of the
+# reports that measure images.
+_LOAD_IMAGES = r"""
   const imgs = Array.from(document.querySelectorAll('img'));
   for (const img of imgs) img.loading = 'eager';
   await Promise.all(imgs.map(img => img.complete ? null : new Promise(res => {
@@ -222,6 +223,11 @@ async () => {
     img.addEventListener('error', res, {once: true});
     setTimeout(res, 30000);
   })));
+"""
+
+_IMAGE_REPORT = r"""
+async () => {
+  /* LOAD_IMAGES */
   const src = img => img.getAttribute('src') || '(no src)';
   const empty = imgs.filter(img => !(img.naturalWidth > 0)).map(src);
   // An image that loaded can still be blank (a white PNG from a figure saved before
@@ -267,7 +273,7 @@ async () => {
                       .map(f => f.id || (f.textContent || '').trim().slice(0, 80));
   return {images: imgs.length, empty, uniform, unreadable, figures: figures.length, bare, badAlt};
 }
-"""
+""".replace("  /* LOAD_IMAGES */\n", _LOAD_IMAGES.lstrip("\n"))
 
 
 # Anything wider than its box scrolls sideways (or is cut off): every display
@@ -522,13 +528,7 @@ async () => {
     if (!b.closest('.toggle-shown, .expanded')) b.click();
   }
   for (const d of document.querySelectorAll('details')) d.open = true;
-  const imgs = Array.from(document.querySelectorAll('img'));
-  for (const img of imgs) img.loading = 'eager';
-  await Promise.all(imgs.map(img => img.complete ? null : new Promise(res => {
-    img.addEventListener('load', res, {once: true});
-    img.addEventListener('error', res, {once: true});
-    setTimeout(res, 30000);
-  })));
+  /* LOAD_IMAGES */
   await new Promise(res => setTimeout(res, 300));   // toggles animate open
   const article = document.querySelector('article.bd-article, article, .bd-article')
                   || document.querySelector('main') || document.body;
@@ -571,7 +571,7 @@ async () => {
   }
   return out;
 }
-"""
+""".replace("  /* LOAD_IMAGES */\n", _LOAD_IMAGES.lstrip("\n"))
 
 
 def _image_text_px(url: str, site_url: str, html_dir: Path) -> float | None | str:
