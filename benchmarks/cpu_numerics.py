@@ -26,6 +26,7 @@ import platform
 import statistics
 import sys
 import time
+from pathlib import Path
 
 import torch
 
@@ -111,7 +112,9 @@ def main(argv=None) -> int:
     print(f"bfloat16 / float32 speed-up: {min(ratios):.2f}x to {max(ratios):.2f}x, "
           f"median {statistics.median(ratios):.2f}x over {len(rows)} nets")
     if args.json:
-        record = {"protocol": args.protocol, "device": ex.device_name(device),
+        record = {"command": " ".join(["python", f"benchmarks/{Path(__file__).name}",
+                                       *sys.argv[1:]]),
+                  "protocol": args.protocol, "device": ex.device_name(device),
                   "bf16_flags": flags, "threads": torch.get_num_threads(),
                   "torch": torch.__version__, "host": platform.node(),
                   "batches": args.batches, "rounds": args.rounds,

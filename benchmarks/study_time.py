@@ -29,6 +29,7 @@ import platform
 import statistics
 import sys
 import time
+from pathlib import Path
 
 import torch
 
@@ -102,7 +103,9 @@ def main(argv=None) -> int:
           f"{total:,.0f} s = {total / 3600:.2f} h; slowest: "
           + ", ".join(f"{k} {v:,.0f} s" for k, v in slowest))
     if args.json:
-        record = {"protocol": args.protocol, "device": ex.device_name(device),
+        record = {"command": " ".join(["python", f"benchmarks/{Path(__file__).name}",
+                                       *sys.argv[1:]]),
+                  "protocol": args.protocol, "device": ex.device_name(device),
                   "bf16_flags": ex.device.cpu_bf16_flags() or [],
                   "experiments": names,
                   "threads": torch.get_num_threads(), "torch": torch.__version__,
