@@ -137,6 +137,40 @@ def test_chapter_code_fits_the_column(chapter):
                       f"{nbh.MAX_LISTING_WIDTH} columns: {'; '.join(wide)}")
 
 
+def undefined_names(chapter_text: str) -> list[str]:
+    """The names a chapter's code cells, run in order, use before anything defines
+    them (pyflakes on the cells joined as one module)."""
+    import io
+
+    import jupytext
+    from pyflakes import api, reporter
+
+    notebook = jupytext.reads(chapter_text, fmt="md:myst")
+    source = "\n\n".join(c.source for c in notebook.cells if c.cell_type == "code")
+    found, errors = io.StringIO(), io.StringIO()
+    api.check(source, "chapter", reporter.Reporter(found, errors))
+    assert not errors.getvalue(), errors.getvalue()
+    return [line.split(": ", 1)[1] for line in found.getvalue().splitlines()
+            if "undefined name" in line]
+
+
+@pytest.mark.parametrize("chapter", _chapter_params(pending=set()))
+def test_no_cell_uses_a_name_before_a_cell_defines_it(chapter):
+    """An assert's message runs only when the assert fails: a helper it calls must
+    be defined by then (the Jacobian cell of the chain-rule chapter once called
+    ``mismatch`` a cell before the import)."""
+    assert not undefined_names(chapter.read_text()), (
+        f"{chapter.relative_to(ROOT)}: {undefined_names(chapter.read_text())}")
+
+
+def test_a_name_used_before_its_import_is_found():
+    chapter = (ROOT / "book" / "part1" / "chain_rule.md").read_text()
+    first, import_line = "```{code-cell} ipython3\n", "import glue, mismatch"
+    assert import_line in chapter
+    late = chapter.replace(first, first + "assert True, mismatch(1, 1)\n", 1)
+    assert undefined_names(late) == ["undefined name 'mismatch'"]
+
+
 def test_every_listing_fits_the_column():
     import importlib
 
