@@ -4,7 +4,9 @@ Every check raises where the bad value enters, naming the argument and the
 value: ``ValueError: batch_size must be a positive integer, got 0``. An
 ``owner`` (``"Linear"``, ``"RunConfig"``) is put in front when given.
 Booleans are never integers here (``True`` is not a batch size), while NumPy
-and torch integer scalars are.
+and torch integer scalars are. A check that takes ``error`` raises that
+exception instead of ``ValueError``: the reader of a result file raises its
+own (``ExperimentFileError``), with the file as the owner.
 """
 from __future__ import annotations
 
@@ -23,6 +25,7 @@ __all__ = [
     "positive_real",
     "real_in",
     "int_list",
+    "number_list",
     "int_tuple",
     "one_of",
 ]
@@ -51,25 +54,29 @@ def fail(name: str, what: str, value: Any, owner: str | None = None,
     raise error(f"{prefix}{name} must be {what}, got {value!r}")
 
 
-def _int_at_least(name, value, minimum, what, allow_none, owner):
+def _int_at_least(name, value, minimum, what, allow_none, owner, error):
     """``value`` as an int if it is an integer ≥ ``minimum`` (or None when allowed)."""
     if value is None and allow_none:
         return None
     if not is_int(value) or value < minimum:
-        fail(name, what + (" or None" if allow_none else ""), value, owner)
+        fail(name, what + (" or None" if allow_none else ""), value, owner, error)
     return int(value)
 
 
 def positive_int(name: str, value: Any, *, allow_none: bool = False,
-                 owner: str | None = None) -> int | None:
+                 owner: str | None = None,
+                 error: type[Exception] = ValueError) -> int | None:
     """``value`` as an int if it is an integer ≥ 1 (or None when allowed)."""
-    return _int_at_least(name, value, 1, "a positive integer", allow_none, owner)
+    return _int_at_least(name, value, 1, "a positive integer", allow_none, owner,
+                         error)
 
 
 def non_negative_int(name: str, value: Any, *, allow_none: bool = False,
-                     owner: str | None = None) -> int | None:
+                     owner: str | None = None,
+                     error: type[Exception] = ValueError) -> int | None:
     """``value`` as an int if it is an integer ≥ 0 (or None when allowed)."""
-    return _int_at_least(name, value, 0, "a non-negative integer", allow_none, owner)
+    return _int_at_least(name, value, 0, "a non-negative integer", allow_none, owner,
+                         error)
 
 
 def positive_real(name: str, value: Any, *, owner: str | None = None,
@@ -103,25 +110,49 @@ def real_in(name: str, value: Any, low: float, high: float, *, high_open: bool =
 
 
 def int_list(name: str, values: Any, *, allow_empty: bool = False,
-             owner: str | None = None) -> list[int]:
+             owner: str | None = None,
+             error: type[Exception] = ValueError) -> list[int]:
     """``values`` as a list of ints if it is a sequence of positive integers.
 
     The message names the entries that are not: ``channels must be a list of
     positive integers; bad entries: [-1]``.
     """
     if isinstance(values, (str, bytes)) or not isinstance(values, Sequence):
-        fail(name, "a list of positive integers", values, owner)
+        fail(name, "a list of positive integers", values, owner, error)
     values = list(values)
+    prefix = f"{owner}: " if owner else ""
     if not values and not allow_empty:
-        prefix = f"{owner}: " if owner else ""
-        raise ValueError(f"{prefix}{name} must not be empty (a list of positive "
-                         f"integers)")
+        raise error(f"{prefix}{name} must not be empty (a list of positive "
+                    f"integers)")
     bad = [v for v in values if not (is_int(v) and v > 0)]
     if bad:
-        prefix = f"{owner}: " if owner else ""
-        raise ValueError(f"{prefix}{name} must be a list of positive integers; bad "
-                         f"entries: {bad!r}")
+        raise error(f"{prefix}{name} must be a list of positive integers; bad "
+                    f"entries: {bad!r}")
     return [int(v) for v in values]
+
+
+def number_list(name: str, values: Any, *, none_means: str | None = None,
+                owner: str | None = None,
+                error: type[Exception] = ValueError) -> list[float]:
+    """``values`` as a list of floats if it is a sequence of numbers.
+
+    Infinite numbers count (a loss that overflowed). With ``none_means``, None
+    entries are allowed too, read as NaN, and the message says what they stand
+    for: ``train_loss must be a list of numbers (null for a diverged value);
+    bad entries: ['x']``.
+    """
+    what = "a list of numbers" + (f" ({none_means})" if none_means else "")
+    if isinstance(values, (str, bytes)) or not isinstance(values, Sequence):
+        fail(name, what, values, owner, error)
+
+    def number(v):
+        return isinstance(v, numbers.Real) and not isinstance(v, bool)
+
+    bad = [v for v in values if not (number(v) or (none_means and v is None))]
+    if bad:
+        prefix = f"{owner}: " if owner else ""
+        raise error(f"{prefix}{name} must be {what}; bad entries: {bad!r}")
+    return [math.nan if v is None else float(v) for v in values]
 
 
 def int_tuple(name: str, values: Any, length: int, what: str, *,
@@ -133,8 +164,8 @@ def int_tuple(name: str, values: Any, length: int, what: str, *,
     return tuple(int(v) for v in values)
 
 
-def one_of(name: str, value: Any, choices: Sequence[str], *,
-           owner: str | None = None) -> str:
+def one_of(name: str, value: Any, choices: Sequence[Any], *,
+           owner: str | None = None) -> Any:
     """``value`` if it is one of ``choices``."""
     if value not in choices:
         fail(name, f"one of {', '.join(map(repr, choices))}", value, owner)

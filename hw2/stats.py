@@ -9,7 +9,7 @@ spread across seeds. Each seed draws its own class-balanced validation images,
 so the binomial noise of scoring them is part of that spread, not added to it.
 :func:`verdict` is the experiments chapter's rule: one configuration beats
 another when the interval of the difference excludes zero; otherwise the two
-are indistinguishable. Standard library only.
+are indistinguishable. Standard library only (and :mod:`hw2._checks`).
 """
 from __future__ import annotations
 
@@ -17,6 +17,8 @@ import functools
 import math
 import statistics
 from dataclasses import dataclass
+
+from hw2 import _checks
 
 __all__ = ["t_quantile", "Estimate", "estimate", "paired_difference", "verdict",
            "binomial_se"]
@@ -36,16 +38,20 @@ def _t_cdf(x: float, df: int, steps: int = 2000) -> float:
     return 0.5 + h / 3 * (_t_density(0.0, df) + inner + _t_density(x, df))
 
 
-@functools.lru_cache(maxsize=None)
+# typed: a cached t_quantile(1) must not answer t_quantile(True) unchecked.
+@functools.lru_cache(maxsize=None, typed=True)
 def t_quantile(df: int, p: float = 0.975) -> float:
     """The ``p`` quantile of Student's t distribution with ``df`` degrees of freedom.
 
     ``t_quantile(2) = 4.303``: a 95% interval of a mean of 3 seeds is the mean
     ± 4.303 standard errors. Found by bisection on the t CDF.
+
+    Raises:
+        ValueError: ``df`` not a positive integer, or ``p`` not in (0.5, 1).
     """
-    if not (isinstance(df, int) and df >= 1) or not 0.5 < p < 1:
-        raise ValueError(f"t_quantile needs df >= 1 and 0.5 < p < 1, got df={df!r}, "
-                         f"p={p!r}")
+    df = _checks.positive_int("df", df, owner="t_quantile")
+    if not (_checks.is_real(p) and 0.5 < p < 1):
+        _checks.fail("p", "a number in (0.5, 1)", p, owner="t_quantile")
     low, high = 0.0, 1.0
     while _t_cdf(high, df) < p:
         low, high = high, 2 * high

@@ -518,11 +518,7 @@ class TorchTrainer(Trainer):
                 f"TorchTrainer trains torch.nn.Module models, "
                 f"got {type(model).__name__} (use LayerTrainer for hw2.layers models)"
             )
-        if amp_dtype is not None and amp_dtype not in (torch.bfloat16, torch.float16):
-            raise ValueError(
-                f"amp_dtype must be torch.bfloat16, torch.float16 or None, "
-                f"got {amp_dtype!r}"
-            )
+        _checks.one_of("amp_dtype", amp_dtype, (torch.bfloat16, torch.float16, None))
         super().__init__(model, loss_fn, optimizer)
         if device is None:
             first = next(model.parameters(), None)

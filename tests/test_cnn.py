@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import math
+import re
 
 import pytest
 import torch
@@ -175,11 +176,13 @@ def test_vanishing_is_detected_before_any_forward(monkeypatch):
 
 
 def test_unknown_activation_and_pooling_list_supported():
-    with pytest.raises(ValueError, match="unknown activation_type 'swishy'.*'relu', 'lrelu'"):
+    with pytest.raises(ValueError, match="activation_type must be one of 'relu', 'lrelu'.*"
+                                         "got 'swishy'"):
         ConvClassifier((3, 32, 32), 10, [8], 1, [], activation_type='swishy')
-    with pytest.raises(ValueError, match="unknown pooling_type 'median'.*'max', 'avg'"):
+    with pytest.raises(ValueError, match="pooling_type must be one of 'max', 'avg', "
+                                         "got 'median'"):
         ConvClassifier((3, 32, 32), 10, [8], 1, [], pooling_type='median')
-    with pytest.raises(ValueError, match="supported: .*'tanh'.*'sigmoid'"):
+    with pytest.raises(ValueError, match="one of .*'tanh'.*'sigmoid'"):
         ResidualBlock(3, [3], [3], activation_type='softplus')
     assert {'relu', 'lrelu', 'tanh', 'sigmoid'} <= set(ACTIVATIONS) and set(POOLINGS) == {'max', 'avg'}
 
@@ -454,8 +457,13 @@ def test_your_code_net_options_and_errors():
         YourCodeNet((3, 32, 32), 10, [8] * 6, 1, [])
     with pytest.raises(ValueError, match="conv_params"):
         YourCodeNet((3, 32, 32), 10, [8], 1, [], conv_params=dict(kernel_size=5))
-    with pytest.raises(ValueError, match="unknown activation_type"):
+    with pytest.raises(ValueError, match="activation_type must be one of"):
         YourCodeNet((3, 32, 32), 10, [8], 1, [], activation_type='nope')
+    # A width scales the channels: a positive number, and a bool is not one.
+    for width in (True, 0, -1.0, float("inf"), float("nan"), "2"):
+        with pytest.raises(ValueError, match=f"width must be a positive number, got "
+                                             f"{re.escape(repr(width))}"):
+            YourCodeNet((3, 32, 32), 10, [8], 1, [], width=width)
 
 
 # --------------------------------------------------------------------------

@@ -186,9 +186,19 @@ def test_extra_keywords_go_to_the_model(tiny_env):
      "results.train_acc must hold accuracies in percent"),
     ('{"config": {"filters_per_layer": "32"}, "results": {"num_epochs": 1, '
      '"train_loss": [1], "train_acc": [1], "test_loss": [1], "test_acc": [1]}}',
-     "config.filters_per_layer must be a list of integers, got '32'"),
+     "config.filters_per_layer must be a list of positive integers, got '32'"),
+    ('{"config": {"filters_per_layer": [32, 0]}, "results": {"num_epochs": 1, '
+     '"train_loss": [1], "train_acc": [1], "test_loss": [1], "test_acc": [1]}}',
+     r"config.filters_per_layer must be a list of positive integers; bad entries: \[0\]"),
+    ('{"config": {}, "results": {"num_epochs": true, "train_loss": [1], "train_acc": [1], '
+     '"test_loss": [1], "test_acc": [1]}}',
+     "results.num_epochs must be a non-negative integer, got True"),
     ('{"config": {}, "results": {"num_epochs": 1, "train_loss": ["x"], "train_acc": [1], '
-     '"test_loss": [1], "test_acc": [1]}}', "results.train_loss must be a list of numbers"),
+     '"test_loss": [1], "test_acc": [1]}}', r"results.train_loss must be a list of numbers "
+     r"\(null for a diverged value\); bad entries: \['x'\]"),
+    ('{"config": {}, "results": {"num_epochs": 1, "train_loss": [1], "train_acc": {}, '
+     '"test_loss": [1], "test_acc": [1]}}', "results.train_acc must be a list of numbers "
+     r"\(null for a diverged value\), got \{\}"),
 ])
 def test_corrupt_result_file_error_names_the_file(tmp_path, content, words):
     path = tmp_path / "exp1_1_L2_K32.json"
@@ -371,6 +381,18 @@ def test_sweep_with_worker_processes(tiny_env, tmp_path, monkeypatch):
     assert ex.run_sweep(jobs, executors.LocalExecutor(gpus=[0, 1]), stream=stream) == 0
     _check_sweep_folder(tmp_path / "out" / "seed42", 2)
     assert stream.getvalue().count("best test loss at epoch") == 3
+
+
+def test_local_executor_takes_a_count_of_gpus_or_their_indices():
+    from hw2.experiments import executors
+
+    assert executors.LocalExecutor(gpus=2).gpus == 2
+    assert executors.LocalExecutor(gpus=[0, 1]).gpus == [0, 1]
+    assert executors.LocalExecutor().gpus is None
+    for gpus in (-1, True, 1.5, "2"):  # True is not one GPU
+        with pytest.raises(ValueError, match="gpus must be a non-negative integer or "
+                                             f"None, got {gpus!r}"):
+            executors.LocalExecutor(gpus=gpus)
 
 
 def test_sweep_dry_run_lists_runs(tmp_path, capsys):
@@ -564,14 +586,70 @@ def test_a_diverged_run_is_written_as_strict_json(tiny_env, tmp_path):
     assert any(v != v for v in fit.train_loss)  # null reads back as NaN
 
 
+@pytest.mark.parametrize("split, bad", [("val", float("nan")), ("test", float("inf"))])
+def test_a_run_whose_validation_or_test_loss_alone_breaks_is_diverged(
+        tiny_env, tmp_path, monkeypatch, split, bad):
+    """Training stays finite; only the validation (or test) loss is NaN (or inf)."""
+    from hw2.experiments import runner
+    from hw2.training import EpochResult, Trainer
+
+    loaders = {}
+    build_batches, test_epoch = runner.build_batches, Trainer.test_epoch
+
+    def keep_loaders(*args, **kw):
+        loaders["train"], loaders["val"], loaders["test"] = built = build_batches(
+            *args, **kw)
+        return built
+
+    def broken_on_split(self, dl, **kw):  # the loss of one split's every batch
+        result = test_epoch(self, dl, **kw)
+        if dl is loaders[split]:
+            return EpochResult(losses=[bad] * len(result.losses), accuracy=result.accuracy)
+        return result
+
+    monkeypatch.setattr(runner, "build_batches", keep_loaders)
+    monkeypatch.setattr(Trainer, "test_epoch", broken_on_split)
+    path = ex.run_experiment("half", out_dir=tmp_path, epochs=2, bs_train=8, val_size=10,
+                             early_stopping=0, filters_per_layer=[4], layers_per_block=1,
+                             hidden_dims=[8], device="cpu")
+    record = json.loads(path.read_text())
+    results = record["results"]
+    assert None not in results["train_loss"] + results[
+        "test_loss" if split == "val" else "val_loss"], results
+    assert results[f"{split}_loss"] == [None, None], results
+    assert record["diverged"] is True, (
+        f"diverged is {record['diverged']!r} with a {split} loss of {bad}")
+
+
 # --------------------------------------------------------------------------
 # The runner's structure: defaults written once, imports one way
 # --------------------------------------------------------------------------
+
+def _option_helps(help_output: str) -> dict[str, str]:
+    """``{flag: its help text}`` for every option in an argparse ``--help`` output.
+
+    An option's entry starts on a line indented by two spaces; its help follows
+    two or more spaces after the flags, or on the lines below, indented further.
+    """
+    helps, current = {}, None
+    for line in help_output.splitlines():
+        if line.startswith("  -"):
+            flags, _, rest = line.strip().partition("  ")
+            current = [rest.strip()]
+            for flag in flags.split(", "):
+                helps[flag.split(" ")[0]] = current
+        elif current is not None and line.startswith("   "):
+            current.append(line.strip())
+        else:
+            current = None
+    return {flag: " ".join(w for w in lines if w) for flag, lines in helps.items()}
+
 
 def test_cli_runconfig_and_run_experiment_agree_on_every_default(capsys):
     """The CLI's options are RunConfig's fields: same names, same defaults, help for each."""
     import dataclasses
     import inspect
+    import re
 
     from hw2.experiments import cli
 
@@ -582,7 +660,16 @@ def test_cli_runconfig_and_run_experiment_agree_on_every_default(capsys):
     assert set(helps) == set(fields), f"fields without a comment: {set(fields) - set(helps)}"
     with pytest.raises(SystemExit):
         cli.build_parser().parse_args(["run-exp", "--help"])
-    text = " ".join(capsys.readouterr().out.split())
+    out = capsys.readouterr().out
+    text = " ".join(out.split())
+    # Every field's option says what it is, beyond its default or "(required)".
+    option_helps = _option_helps(out)
+    for name in fields:
+        flag = "--" + name.replace("_", "-")
+        assert flag in option_helps, f"{flag} has no entry in run-exp --help"
+        words = re.sub(r"\s*\((required|default: [^()]*)\)$", "", option_helps[flag])
+        assert re.search(r"[A-Za-z]", words), (
+            f"{flag}: no help text in run-exp --help, only {option_helps[flag]!r}")
     for name, default in defaults.items():
         flag = "--" + name.replace("_", "-")
         assert flag in text, f"{flag} missing from run-exp --help"

@@ -66,8 +66,15 @@ def test_t_quantiles_match_the_tables_and_a_simulation():
         assert report.t_quantile(df) == pytest.approx(value, abs=1e-3), df
     # 2.5% of a t distribution with 2 degrees of freedom lies above t_quantile(2).
     assert _t_tail_by_simulation(2, report.t_quantile(2)) == pytest.approx(0.025, abs=0.002)
-    with pytest.raises(ValueError, match="df >= 1"):
+    with pytest.raises(ValueError, match="t_quantile: df must be a positive integer, got 0"):
         report.t_quantile(0)
+    # A bool is not a count of degrees of freedom, even once t_quantile(1) is cached.
+    assert report.t_quantile(1, 0.975) == pytest.approx(12.706, abs=1e-3)
+    with pytest.raises(ValueError, match="df must be a positive integer, got True"):
+        report.t_quantile(True, 0.975)
+    for p in (0.5, 1, float("nan"), "0.9"):
+        with pytest.raises(ValueError, match=r"t_quantile: p must be a number in \(0.5, 1\)"):
+            report.t_quantile(2, p)
 
 
 def test_estimate_is_the_mean_with_a_t_interval():

@@ -349,6 +349,10 @@ def test_slurm_options_from_toml_and_flags(tmp_path):
     ("[slurm]\npartiton = 'gpu'\n", "unknown SLURM option.*partiton"),
     ("[slurm]\ntime_min = -5\n", "time_min .* positive"),
     ("[slurm\n", "not valid TOML"),
+    ("[slurm]\nsetup = 'module load cuda'\n",
+     r"SLURM options \(.*bad.toml\): setup must be a list of shell lines, got 'module"),
+    ("[slurm]\nadditional = 3\n",
+     r"SLURM options \(.*bad.toml\): additional must be a table of sbatch options, got 3"),
 ])
 def test_bad_slurm_config_is_named(tmp_path, text, match):
     path = tmp_path / "bad.toml"

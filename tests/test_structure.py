@@ -2,11 +2,13 @@
 
 Every ``hw2`` module's imports of other ``hw2`` modules -- at the top and inside
 functions alike -- form a graph that must have no cycle, and follow the layers
-below: a module imports only from its own layer or the ones before it.
+below: a module imports only from its own layer or the ones before it. A module
+that became a package keeps its public names.
 """
 from __future__ import annotations
 
 import ast
+import importlib
 from pathlib import Path
 
 import pytest
@@ -124,3 +126,29 @@ def test_no_module_is_too_long_to_read():
         assert "Why one module of" in modules()[name].read_text()[:4000], (
             f"{name} has {too_long[name]} lines and its docstring does not say why")
     assert set(too_long) <= {"hw2.layers", "hw2.training"}, too_long
+
+
+#: The public names of the modules that became packages, as the single modules
+#: hw2/cnn.py and hw2/data.py defined them: each still imports from the package.
+FORMER_MODULE_NAMES = {
+    "hw2.cnn": ["ACTIVATIONS", "POOLINGS", "DEFAULT_CONV_PARAMS", "DEFAULT_POOLING_PARAMS",
+                "conv_output_size", "feature_map_shape", "receptive_field",
+                "count_parameters", "ConvClassifier", "ResidualBlock",
+                "ResidualBottleneckBlock", "ResNetClassifier", "ConvBN", "BasicUnit",
+                "YourCodeNet"],
+    "hw2.data": ["CIFAR10_CLASSES", "CIFAR10_MEAN", "CIFAR10_STD", "CIFAR10_COUNTS",
+                 "ENV_SOURCE", "ENV_CACHE", "DataError", "DataUnavailableError",
+                 "CorruptDataError", "DataWarning", "CIFAR10", "cache_dir", "load_cifar10",
+                 "class_balanced_indices", "train_val_indices", "CIFAR10Dataset",
+                 "cifar10_datasets", "augment_batch", "GPUBatches"],
+}
+
+
+@pytest.mark.parametrize("package", sorted(FORMER_MODULE_NAMES))
+def test_the_public_names_of_a_split_module_import_as_before(package):
+    module = importlib.import_module(package)
+    names = FORMER_MODULE_NAMES[package]
+    missing = [name for name in names if not hasattr(module, name)]
+    assert not missing, f"{package} no longer has {missing}"
+    unlisted = [name for name in names if name not in module.__all__]
+    assert not unlisted, f"{package}.__all__ leaves out {unlisted}"

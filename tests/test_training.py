@@ -363,7 +363,8 @@ def test_torch_trainer_arguments():
     opt = torch.optim.SGD(model.parameters(), lr=0.1)
     with pytest.raises(TypeError, match="LayerTrainer"):
         TorchTrainer(layers.Linear(2, 2), nn.CrossEntropyLoss(), opt)
-    with pytest.raises(ValueError, match="amp_dtype.*float64"):
+    with pytest.raises(ValueError, match="amp_dtype must be one of torch.bfloat16, "
+                                         "torch.float16, None, got torch.float64"):
         TorchTrainer(model, nn.CrossEntropyLoss(), opt, amp_dtype=torch.float64)
     assert TorchTrainer(model, nn.CrossEntropyLoss(), opt).device == torch.device("cpu")
 

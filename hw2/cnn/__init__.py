@@ -20,7 +20,8 @@ The modules, each importing only those before it: :mod:`~hw2.cnn.shapes`
 block implements for them), :mod:`~hw2.cnn.plain`, :mod:`~hw2.cnn.residual`,
 :mod:`~hw2.cnn.yourcodenet`.
 """
-from hw2.cnn.plain import ACTIVATIONS, POOLINGS, ConvClassifier
+from hw2.cnn.plain import (ACTIVATIONS, DEFAULT_CONV_PARAMS, DEFAULT_POOLING_PARAMS,
+                           POOLINGS, ConvClassifier)
 from hw2.cnn.residual import ResidualBlock, ResidualBottleneckBlock, ResNetClassifier
 from hw2.cnn.shapes import (Block, conv_output_size, count_parameters,
                             feature_map_shape, receptive_field)
@@ -29,6 +30,8 @@ from hw2.cnn.yourcodenet import BasicUnit, ConvBN, YourCodeNet
 __all__ = [
     "ACTIVATIONS",
     "POOLINGS",
+    "DEFAULT_CONV_PARAMS",
+    "DEFAULT_POOLING_PARAMS",
     "Block",
     "conv_output_size",
     "count_parameters",

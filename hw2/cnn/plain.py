@@ -39,20 +39,9 @@ DEFAULT_POOLING_PARAMS = dict(kernel_size=2)
 # --------------------------------------------------------------------------
 
 def _activation(activation_type: str, activation_params: dict | None) -> nn.Module:
-    if activation_type not in ACTIVATIONS:
-        raise ValueError(
-            f"unknown activation_type {activation_type!r}; "
-            f"supported: {', '.join(map(repr, ACTIVATIONS))}"
-        )
+    _checks.one_of("activation_type", activation_type, tuple(ACTIVATIONS))
     return ACTIVATIONS[activation_type](**(activation_params or {}))
 
-
-def _check_pooling_type(pooling_type: str) -> None:
-    if pooling_type not in POOLINGS:
-        raise ValueError(
-            f"unknown pooling_type {pooling_type!r}; "
-            f"supported: {', '.join(map(repr, POOLINGS))}"
-        )
 
 def _check_map_size(size) -> tuple[int, int] | None:
     """None, or a positive int / pair of positive ints as ``(h, w)``."""
@@ -60,9 +49,7 @@ def _check_map_size(size) -> tuple[int, int] | None:
         return None
     pair = list(size) if isinstance(size, (tuple, list)) else [size, size]
     if len(pair) != 2 or not all(_checks.is_int(v) and v > 0 for v in pair):
-        raise ValueError(
-            f"head_map_size must be a positive int or (h, w), got {size!r}"
-        )
+        _checks.fail("head_map_size", "a positive int or (h, w)", size)
     return int(pair[0]), int(pair[1])
 
 
@@ -83,7 +70,7 @@ def _check_window_params(name: str, params, *, pooling: bool) -> dict:
         ValueError: naming the entry, e.g. ``conv_params['stride'] must be ...``.
     """
     if not isinstance(params, dict):
-        raise ValueError(f"{name} must be a dict of keyword arguments, got {params!r}")
+        _checks.fail(name, "a dict of keyword arguments", params)
 
     def pair_of(key, minimum):
         value = params[key]
@@ -91,8 +78,7 @@ def _check_window_params(name: str, params, *, pooling: bool) -> dict:
         if len(items) not in (1, 2) or not all(
                 _checks.is_int(v) and v >= minimum for v in items):
             what = "positive" if minimum else "non-negative"
-            raise ValueError(f"{name}[{key!r}] must be a {what} int or a pair of "
-                             f"them, got {value!r}")
+            _checks.fail(f"{name}[{key!r}]", f"a {what} int or a pair of them", value)
         return items * (2 // len(items))
 
     for key in _POSITIVE_WINDOW_KEYS:
@@ -104,13 +90,11 @@ def _check_window_params(name: str, params, *, pooling: bool) -> dict:
         if pooling:
             kernel = as_pair(params.get("kernel_size", 2))
             if any(p > k // 2 for p, k in zip(padding, kernel)):
-                raise ValueError(f"{name}['padding'] must be at most half the window "
-                                 f"({params.get('kernel_size', 2)!r}), got "
-                                 f"{params['padding']!r}")
+                _checks.fail(f"{name}['padding']", f"at most half the window "
+                             f"({params.get('kernel_size', 2)!r})", params["padding"])
     for key in _FLAG_KEYS:
         if key in params and not isinstance(params[key], bool):
-            raise ValueError(f"{name}[{key!r}] must be true or false, got "
-                             f"{params[key]!r}")
+            _checks.fail(f"{name}[{key!r}]", "true or false", params[key])
     return dict(params)
 
 
@@ -199,8 +183,8 @@ class ConvClassifier(nn.Module):
         _activation(activation_type, activation_params)  # fail early on a bad name
         self.activation_type = activation_type
         self.activation_params = dict(activation_params or {})
-        _check_pooling_type(pooling_type)
-        self.pooling_type = pooling_type
+        self.pooling_type = _checks.one_of("pooling_type", pooling_type,
+                                           tuple(POOLINGS))
         self.pooling_params = _check_window_params(
             "pooling_params", {**DEFAULT_POOLING_PARAMS, **(pooling_params or {})},
             pooling=True)

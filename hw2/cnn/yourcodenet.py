@@ -206,8 +206,7 @@ class YourCodeNet(ConvClassifier):
                 f"supported (got {conv_params!r})"
             )
         dropout = _checks.real_in("dropout", dropout, 0.0, 1.0)
-        if not (isinstance(width, (int, float)) and width > 0):
-            raise ValueError(f"width must be a positive number, got {width!r}")
+        _checks.positive_real("width", width)
         self.dropout = dropout
         self.width = width
         self.zero_init_residual = zero_init_residual

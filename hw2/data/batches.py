@@ -42,7 +42,7 @@ def _normalisation(mean, std, channels: int,
         raise ValueError(f"mean and std need one value per channel ({channels}), "
                          f"got {len(mean)} and {len(std)}")
     if min(std) <= 0:
-        raise ValueError(f"std must be positive, got {std}")
+        _checks.fail("std", "positive", std)
     shift = torch.tensor(mean, device=device).mul(255).view(1, -1, 1, 1)
     scale = torch.tensor(std, device=device).mul(255).reciprocal().view(1, -1, 1, 1)
     return shift, scale
@@ -81,9 +81,7 @@ def augment_batch(x: torch.Tensor, flip: torch.Tensor, offsets: torch.Tensor,
     if rows is None:
         rows = torch.arange(n, device=x.device)
     if not 0 <= pad < min(h, w):
-        raise ValueError(
-            f"pad must be in [0, {min(h, w) - 1}] for {h}x{w} images, got {pad}"
-        )
+        _checks.fail("pad", f"in [0, {min(h, w) - 1}] for {h}x{w} images", pad)
     flip = flip.to(x.device, torch.bool)
     offsets = offsets.to(x.device, torch.int64)
     if len(flip) != len(rows) or offsets.shape != (len(rows), 2):
@@ -137,9 +135,8 @@ class GPUBatches:
             )
         _checks.non_negative_int("seed", seed)
         if augment and not 0 <= crop_padding < min(x.shape[2:]):
-            raise ValueError(
-                f"crop_padding must be in [0, {min(x.shape[2:]) - 1}], "
-                f"got {crop_padding}")
+            _checks.fail("crop_padding", f"in [0, {min(x.shape[2:]) - 1}]",
+                         crop_padding)
         if device is None:
             device = "cuda" if torch.cuda.is_available() else "cpu"
         self.device = torch.device(device)

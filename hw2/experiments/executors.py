@@ -16,6 +16,7 @@ import sys
 import time
 from typing import Sequence, TextIO
 
+from hw2 import _checks
 from hw2.experiments.results import summary_line
 from hw2.experiments.device import resolve_device
 from hw2.experiments.sweep import ClaimConflict, Outcome, Run, RunInterrupted, run_job
@@ -92,14 +93,17 @@ class LocalExecutor:
         gpus: how many GPUs to use, or a list of their indices (default:
             every visible one, when the runs ask for CUDA).
         stream: where progress lines go (default: standard output).
+
+    Raises:
+        ValueError: a number of GPUs that is not a non-negative integer.
     """
 
     name = "local"
 
     def __init__(self, gpus: int | Sequence[int] | None = None,
                  stream: TextIO | None = None):
-        if isinstance(gpus, int) and gpus < 0:
-            raise ValueError(f"gpus must be >= 0, got {gpus}")
+        if not isinstance(gpus, (list, tuple)):
+            gpus = _checks.non_negative_int("gpus", gpus, allow_none=True)
         self.gpus = gpus
         self.stream = stream
 

@@ -23,6 +23,7 @@ import warnings
 from pathlib import Path
 from typing import Any
 
+from hw2 import _checks
 from hw2._io import atomic_write, describe_bytes, free_bytes, read_json, repo_root
 from hw2.experiments.config import RunConfig, result_path, results_dir, study_folder
 from hw2.experiments.grid import (Experiment, get_protocol, owned, resolve_grid,
@@ -177,21 +178,18 @@ def _read(path: str | os.PathLike):
     def bad(field, why):
         raise ExperimentFileError(f"result file {path}: results.{field} {why}")
 
-    epochs = results.get("num_epochs")
-    if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 0:
-        bad("num_epochs", f"must be a non-negative integer, got {epochs!r}")
+    in_file = dict(owner=f"result file {path}", error=ExperimentFileError)
+    epochs = _checks.non_negative_int("results.num_epochs", results.get("num_epochs"),
+                                      **in_file)
     curves = {}
     for name in (*_CURVES, *_VAL_CURVES):
         if name not in results:
             if name in _VAL_CURVES:
                 continue
             bad(name, "is missing")
-        values = results[name]
-        if not isinstance(values, list) or not all(
-                v is None or (isinstance(v, (int, float)) and not isinstance(v, bool))
-                for v in values):
-            bad(name, "must be a list of numbers (null for a diverged value)")
-        curves[name] = [math.nan if v is None else float(v) for v in values]
+        curves[name] = _checks.number_list(f"results.{name}", results[name],
+                                           none_means="null for a diverged value",
+                                           **in_file)
     if not book_format and len(curves["train_acc"]) != epochs:
         # The course's Trainer records the index of its last epoch (one less than
         # the epochs it ran); its own loader and plots never read num_epochs. The
@@ -211,10 +209,8 @@ def _read(path: str | os.PathLike):
             bad(name, "must hold accuracies in percent (0 to 100)")
     for field in ("filters_per_layer",):
         value = record["config"].get(field)
-        if value is not None and (not isinstance(value, list) or not all(
-                isinstance(v, int) and not isinstance(v, bool) for v in value)):
-            raise ExperimentFileError(f"result file {path}: config.{field} must be a "
-                                      f"list of integers, got {value!r}")
+        if value is not None:
+            _checks.int_list(f"config.{field}", value, allow_empty=True, **in_file)
     return record, FitResult(num_epochs=epochs, **curves)
 
 

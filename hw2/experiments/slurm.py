@@ -185,11 +185,10 @@ class SlurmOptions:
             positive("mem_gb", self.mem_gb)
         if (not isinstance(self.setup, list)
                 or not all(isinstance(s, str) for s in self.setup)):
-            raise ValueError(f"SLURM option setup in {source} must be a list of shell "
-                             f"lines")
+            _checks.fail("setup", "a list of shell lines", self.setup, owner)
         if not isinstance(self.additional, dict):
-            raise ValueError(f"SLURM option additional in {source} must be a table of "
-                             f"sbatch options")
+            _checks.fail("additional", "a table of sbatch options", self.additional,
+                         owner)
 
     def submitit_parameters(self) -> dict:
         """Keyword arguments for ``submitit.SlurmExecutor.update_parameters``."""
