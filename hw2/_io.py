@@ -183,6 +183,10 @@ def read_json(path: str | os.PathLike, *, what: str, max_bytes: int,
               error: type[Exception] = ValueError, **loads_kw):
     """The JSON content of ``path``, read with a size and a depth limit.
 
+    Only a regular file is read (a device such as ``/dev/zero`` or a pipe has
+    no size to check, and would be read without end), and at most
+    ``max_bytes + 1`` bytes of it, whatever size it claims.
+
     Args:
         path: the file.
         what: what the file is, for messages ("result file", "grid file").
@@ -192,14 +196,25 @@ def read_json(path: str | os.PathLike, *, what: str, max_bytes: int,
         **loads_kw: passed to ``json.loads`` (``parse_constant``...).
     """
     import json
+    import stat
 
     path = Path(path)
+    too_big = f"; a {what} is at most {describe_bytes(max_bytes)}"
     try:
-        size = path.stat().st_size
+        mode, size = (info := path.stat()).st_mode, info.st_size
+        if stat.S_ISDIR(mode):
+            raise error(f"{what} {path} is a folder, not a file")
+        if not stat.S_ISREG(mode):
+            raise error(f"{what} {path} is not a regular file (a device, a pipe or a "
+                        f"socket): give the path of a JSON file")
         if size > max_bytes:
-            raise error(f"{what} {path} is {describe_bytes(size)}; a {what} is at "
-                        f"most {describe_bytes(max_bytes)}")
-        text = path.read_text(encoding="utf-8")
+            raise error(f"{what} {path} is {describe_bytes(size)}{too_big}")
+        with open(path, "rb") as f:
+            raw = f.read(max_bytes + 1)  # a file that grew meanwhile stops here
+        if len(raw) > max_bytes:
+            raise error(f"{what} {path} is larger than {describe_bytes(max_bytes)}"
+                        f"{too_big}")
+        text = raw.decode("utf-8")
     except OSError as e:
         raise error(f"cannot read {what} {path}: {e.strerror or e}") from None
     except UnicodeDecodeError:

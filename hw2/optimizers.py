@@ -136,8 +136,16 @@ class Optimizer:
                             f"{', '.join(sorted(values)) or 'none'}")
         checked = {name: spec.check(name, values[name])
                    for name, spec in self.hyperparameters.items()}
+        self._check_together(checked)
         for name, value in checked.items():
             setattr(self, name, value)
+
+    def _check_together(self, checked: dict[str, Any]) -> None:
+        """Checks that involve several hyperparameters (none here; see Adam).
+
+        Args:
+            checked: every hyperparameter's value, each already checked alone.
+        """
 
     @property
     def params(self) -> list[ParamPair]:
@@ -364,6 +372,19 @@ class Adam(Optimizer):
     def __init__(self, params, learn_rate: float = 1e-3, reg: float = 0.0,
                  betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8):
         super().__init__(params, learn_rate=learn_rate, reg=reg, betas=betas, eps=eps)
+
+    def _check_together(self, checked):
+        """The largest step size, η/(1−β₁) at t = 1, must fit in float32.
+
+        Raises:
+            ValueError: it does not, naming η, β₁ and the limit.
+        """
+        learn_rate, beta1 = checked["learn_rate"], checked["betas"][0]
+        if learn_rate / (1 - beta1) > FLOAT32_MAX:
+            raise ValueError(
+                f"Adam: learn_rate/(1 - betas[0]), the first step's size, must be at "
+                f"most {FLOAT32_MAX:g} (the largest float32); got learn_rate="
+                f"{learn_rate:g}, betas[0]={beta1:g}, so {learn_rate / (1 - beta1):g}")
 
     def update(self, p, dp, state):
         beta1, beta2 = self.betas

@@ -138,6 +138,30 @@ def test_a_grid_file_with_a_wrong_key_is_refused_naming_it(tmp_path, entry, word
                            env=no_data_env(tmp_path)), "g.json", *words)
 
 
+@pytest.mark.parametrize("extra, source", [
+    (["--protocol", "cpu"], "the protocol cpu gives the seeds 42 43 44"),
+    (["--seeds", "1", "2"], "--seeds gives the seeds 1 2"),
+    (["-s", "3"], "-s gives the seed 3"),
+])
+def test_a_grid_file_seed_that_other_seeds_would_replace_is_refused(tmp_path, extra,
+                                                                     source):
+    path = grid_file(tmp_path / "g.json", {"g": {
+        "model_type": "cnn", "grid": [[[8], [1]]], "hparams": {"seed": 7}}})
+    for dry in ([], ["--dry-run"]):
+        one_line_error(cli("sweep", "g", "--grid-file", path, "-o", tmp_path / "o",
+                           *extra, *dry, env=no_data_env(tmp_path)),
+                       "grid file", "g.json", "experiment 'g' sets seed 7 in its "
+                       "hparams", source, "remove the key seed")
+    # The file's seed is the run's seed when nothing else gives seeds, or the same.
+    for same in ([], ["--protocol", "cpu", "--seeds", "7"], ["-s", "7"]):
+        jobs = sweep.sweep_jobs(["g"], {"out_dir": str(tmp_path / "o"),
+                                        **({"seed": 7} if "-s" in same else {})},
+                                grid=str(path),
+                                seeds=[7] if "--seeds" in same else None,
+                                protocol="cpu" if "--protocol" in same else None)
+        assert [j["seed"] for j in jobs] == [7]
+
+
 # --------------------------------------------------------------------------
 # 3. A full disk is found before training; a write error names the file and disk
 # --------------------------------------------------------------------------
@@ -258,6 +282,26 @@ def test_a_name_too_long_in_bytes_is_refused_before_training(tmp_path):
     assert not (tmp_path / "o").exists()
 
 
+def test_a_dead_claim_of_the_longest_allowed_name_is_taken_over(tiny_cifar, tmp_path):
+    # The stem (227 + len("_L1_K4") = 233 bytes) is the longest the check allows for
+    # its claim file; taking a dead process's claim over renames it, and that name
+    # must fit as well.
+    name = "a" * 227
+    out = tmp_path / "o"
+    out.mkdir()
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                          capture_output=True, text=True, check=True).stdout.strip()
+    claim = out / f".{name}_L1_K4.claim"
+    claim.write_text(json.dumps({"host": platform.node(), "pid": int(dead),
+                                 "started": 0, "token": "old"}))
+    r = cli(*RUN[:1], "-n", name, *RUN[3:], "-o", out, "--epochs", "1", env=tiny_cifar)
+    assert r.returncode == 0, r.stderr
+    check_result_file(out / f"{name}_L1_K4.json", epochs=1)
+    assert not claim.exists() and not list(out.glob(".*"))
+    one_line_error(cli(*RUN[:1], "-n", name + "a", *RUN[3:], "-o", out,
+                       env=no_data_env(tmp_path)), "is 241 bytes")
+
+
 def test_a_result_path_that_is_a_folder_is_refused_before_training(tiny_env, tmp_path):
     out = tiny_env / "out"
     (out / "r_L1_K4.json").mkdir(parents=True)
@@ -366,6 +410,76 @@ def test_sigterm_during_a_sweep_releases_the_claim_and_a_restart_resumes_at_once
     assert not list(seed_dir.glob(".*"))  # no claim, checkpoint or temp file left
 
 
+STOPPED = ("python -m hw2.experiments: stopped by {}; any claim is released, and runs "
+           "with checkpoints resume from their last finished epoch when restarted")
+
+# The data load (a sweep) or the model build (run-exp) writes a marker, then takes
+# a minute: a signal that arrives meanwhile comes before any training.
+SLOW_START = """
+import os, time
+import hw2.data as _d
+import hw2.experiments.cli as _c
+def _slow(real):
+    def slow(*a, **k):
+        open(os.environ["HW2_TEST_STARTED"], "w").close()
+        time.sleep(60)
+        return real(*a, **k)
+    return slow
+_d.load_cifar10 = _slow(_d.load_cifar10)
+_c.build_model = _slow(_c.build_model)
+"""
+
+
+@pytest.mark.parametrize("sig, name, code", [(signal.SIGTERM, "SIGTERM", 143),
+                                             (signal.SIGINT, "SIGINT (Ctrl-C)", 130)])
+@pytest.mark.parametrize("command", ["run-exp", "sweep"])
+def test_a_signal_before_training_stops_the_command_in_one_line(
+        tiny_cifar, tmp_path, command, sig, name, code):
+    site = tmp_path / "site"
+    site.mkdir()
+    (site / "sitecustomize.py").write_text(SLOW_START)
+    started = tmp_path / "started"
+    env = {**tiny_cifar, "HW2_TEST_STARTED": str(started),
+           "PYTHONPATH": os.pathsep.join([str(site), os.environ.get("PYTHONPATH", "")])}
+    out = tmp_path / "out"
+    args = ([*RUN, "-o", out] if command == "run-exp" else
+            ["sweep", "g", "--grid-file", tiny_grid(tmp_path / "g.json"), "-o", out])
+    proc = popen(*args, env=env)
+    wait_for(started.exists, 60, "the slow start")
+    proc.send_signal(sig)
+    stdout, stderr = proc.communicate(timeout=30)
+    assert proc.returncode == code, (proc.returncode, stdout, stderr)
+    assert stderr.strip().splitlines() == [STOPPED.format(name)], stderr
+    assert not list(out.rglob("*.json")) and not list(out.rglob(".*.claim"))
+
+
+def test_sigterm_stops_the_workers_of_a_multi_gpu_sweep(tiny_cifar, tmp_path):
+    # The one-process-per-GPU path on the CPU (forked workers, as in
+    # test_experiments): SIGTERM to the parent stops its workers, which release
+    # their claims, and the parent exits 143 in one line.
+    script = tmp_path / "two_workers.py"
+    script.write_text(
+        "import sys\nfrom hw2.experiments import cli, executors\n"
+        "executors._MP_START = 'fork'\n"
+        "cli.executor_from_args = lambda args: executors.LocalExecutor(gpus=[0, 1])\n"
+        "sys.exit(cli.main(sys.argv[1:]))\n")
+    env = slow_env(tmp_path, tiny_cifar, seconds=1.0)
+    grid = tiny_grid(tmp_path / "g.json", epochs=6)
+    seed_dir = tmp_path / "out" / "seed42"
+    proc = subprocess.Popen(
+        [sys.executable, str(script), "sweep", "g", "--grid-file", str(grid), "-o",
+         str(tmp_path / "out")], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        text=True, env={**os.environ, **ONE_THREAD, **env})
+    wait_for(lambda: len(list(seed_dir.glob(".*.ckpt.pt"))) == 2
+             if seed_dir.exists() else False, 90, "both workers' first checkpoints")
+    proc.send_signal(signal.SIGTERM)
+    stdout, stderr = proc.communicate(timeout=60)
+    assert proc.returncode == 143, (proc.returncode, stdout, stderr)
+    assert stderr.strip().splitlines() == [STOPPED.format("SIGTERM")], stderr
+    assert not list(seed_dir.glob(".*.claim")) and not list(seed_dir.glob("*.json"))
+    assert len(list(seed_dir.glob(".*.ckpt.pt"))) == 2
+
+
 # --------------------------------------------------------------------------
 # 9. run-exp claims its run
 # --------------------------------------------------------------------------
@@ -410,6 +524,35 @@ def test_optimizers_refuse_a_learning_rate_float32_cannot_hold(lr):
             cls(params, learn_rate=lr, reg=0.0)
 
 
+@pytest.mark.parametrize("optimizer", ["adam", "adamw"])
+def test_an_adam_learning_rate_whose_first_step_overflows_is_refused(tmp_path,
+                                                                      optimizer):
+    # 1e38 fits in float32, but Adam's first step is lr/(1 - beta1) = 1e39.
+    one_line_error(cli(*RUN, "-o", tmp_path / "o", "--lr", "1e38", "--optimizer",
+                       optimizer, env=no_data_env(tmp_path)),
+                   f"lr must be at most 3.40282e+37 for {optimizer} with momentum "
+                   f"(beta1) 0.9", "got 1e+38")
+    # With beta1 = 0 the first step is lr itself, which fits.
+    cfg = ex.RunConfig(run_name="r", lr=1e38, momentum=0.0, optimizer=optimizer)
+    assert cfg.lr == 1e38
+
+
+def test_the_adam_optimizer_refuses_a_first_step_float32_cannot_hold():
+    from hw2 import optimizers
+
+    params = [(torch.zeros(2), torch.ones(2))]
+    with pytest.raises(ValueError, match=r"learn_rate/\(1 - betas\[0\]\), the first "
+                                         r"step's size, must be at most 3.40282e\+38"):
+        optimizers.Adam(params, learn_rate=1e38)
+    adam = optimizers.Adam(params, learn_rate=1e38, betas=(0.0, 0.999))
+    adam.step()  # the largest step that fits: no overflow
+    state = adam.state_dict()
+    state["hyperparameters"]["betas"] = (0.9, 0.999)
+    with pytest.raises(ValueError, match="the first step's size"):
+        adam.load_state_dict(state)
+    assert adam.betas == (0.0, 0.999)  # a refused state changes nothing
+
+
 # --------------------------------------------------------------------------
 # 11. Model keywords are checked before any data is loaded
 # --------------------------------------------------------------------------
@@ -431,6 +574,39 @@ def test_a_bad_model_keyword_fails_before_the_data_in_one_line(tmp_path, kw, wor
             "--model-kw", kw, *extra, env=no_data_env(tmp_path))
     one_line_error(r, "ConvClassifier", *words)
     assert not (tmp_path / "o").exists()
+
+
+@pytest.mark.parametrize("model, kw", [("resnet", "batchnorm"),
+                                       ("resnet", "bottleneck"),
+                                       ("ycn", "zero_init_residual")])
+def test_a_flag_given_as_a_string_is_refused_naming_it(tmp_path, model, kw):
+    # --model-kw batchnorm=False is not JSON (false is): the string 'False' would
+    # count as true.
+    r = cli("run-exp", "-n", "x", "-K", "8", "16", "-L", "1", "-M", model, "-o",
+            tmp_path / "o", "--model-kw", f"{kw}=False", env=no_data_env(tmp_path))
+    one_line_error(r, f"{kw} must be true or false, got 'False'")
+    assert not (tmp_path / "o").exists()
+
+
+def test_a_whitening_window_the_image_cannot_hold_is_one_line(tmp_path):
+    # whiten=40 on 32×32 images: the error names the stage in one line, not the
+    # many-line repr of the stage's modules.
+    for whiten, layer in ((40, "layer 0 (Sequential)"), (31, "layer 2 (_Stage)")):
+        r = cli("run-exp", "-n", "x", "-K", "8", "16", "-L", "1", "-M", "ycn", "-o",
+                tmp_path / "o", "--model-kw", f"whiten={whiten}",
+                env=no_data_env(tmp_path))
+        one_line_error(r, "YourCodeNet", f"feature map vanishes at {layer}")
+
+
+def test_the_residual_blocks_refuse_a_flag_that_is_not_a_bool():
+    from hw2.cnn import ResidualBlock, ResNetClassifier, YourCodeNet
+
+    with pytest.raises(ValueError, match="batchnorm must be true or false, got 'no'"):
+        ResidualBlock(4, [4], [3], batchnorm="no")
+    with pytest.raises(ValueError, match="bottleneck must be true or false, got 1"):
+        ResNetClassifier((3, 32, 32), 10, [8], 1, [], bottleneck=1)
+    with pytest.raises(ValueError, match="zero_init_residual must be true or false"):
+        YourCodeNet((3, 32, 32), 10, [8], 1, [], zero_init_residual=None)
 
 
 # --------------------------------------------------------------------------
@@ -477,6 +653,30 @@ def test_deeply_nested_json_is_counted_as_invalid(tiny_env, tmp_path, capsys):
     big = tmp_path / "big.json"
     big.write_text(" " * (5 << 20))
     one_line_error(cli("sweep", "g", "--grid-file", big), "big.json is 5.2 MB")
+
+
+def test_a_grid_file_that_is_no_regular_file_is_refused_unread(tmp_path, monkeypatch):
+    # /dev/zero has size 0 and no end: it was read until memory ran out.
+    for path, words in (("/dev/zero", "is not a regular file"),
+                        (tmp_path, "is a folder, not a file")):
+        one_line_error(cli("sweep", "g", "--grid-file", path, timeout=60),
+                       f"grid file {path}", words)
+    fifo = tmp_path / "fifo.json"
+    os.mkfifo(fifo)  # opening it would wait for a writer
+    one_line_error(cli("sweep", "g", "--grid-file", fifo, timeout=60), "fifo.json",
+                   "is not a regular file")
+    # A file larger than it says (it grew after its size was read) is read only up
+    # to the limit.
+    from hw2 import _io
+
+    grown = tmp_path / "grown.json"
+    grown.write_text("[" + " " * 100 + "]")
+    real_stat = Path.stat
+    monkeypatch.setattr(Path, "stat", lambda self, **kw: os.stat_result(
+        (*real_stat(self, **kw)[:6], 10, *real_stat(self, **kw)[7:]))
+        if self == grown else real_stat(self, **kw))
+    with pytest.raises(ValueError, match="grown.json is larger than 50 bytes"):
+        _io.read_json(grown, what="grid file", max_bytes=50)
 
 
 # --------------------------------------------------------------------------

@@ -124,9 +124,12 @@ def feature_map_shape(
     for index, layer in enumerate(layers):
         new_h, new_w = layer_output_hw(layer, h, w)
         if new_h < 1 or new_w < 1:
+            # One line: a container's repr (a stage, a Sequential) spans many.
+            shown = layer.__class__.__name__
+            if "\n" not in str(layer):
+                shown += f": {layer}"
             raise ValueError(
-                f"feature map vanishes at layer {index} "
-                f"({layer.__class__.__name__}: {layer}): "
+                f"feature map vanishes at layer {index} ({shown}): "
                 f"input {h}×{w} -> output {max(new_h, 0)}×{max(new_w, 0)}; "
                 f"use fewer poolings (a larger pool_every), smaller strides "
                 f"or more padding"

@@ -8,7 +8,7 @@ SLURM job (if any), start time and the run's whole configuration
 (:meth:`RunConfig.identity`). While the run trains, a background thread
 touches the claim every :func:`heartbeat_s` seconds (a heartbeat that does not
 depend on how long an epoch takes); the claim is removed when the run ends,
-also when it ends by SIGTERM or Ctrl-C.
+also when it ends by SIGTERM or Ctrl-C (:func:`stop_on_signals`).
 
 A claim is *stale*, and taken over, when
 
@@ -31,6 +31,7 @@ import math
 import os
 import platform
 import secrets
+import signal
 import threading
 import time
 from dataclasses import dataclass, field
@@ -41,7 +42,7 @@ from hw2.experiments.results import identity_differences
 
 __all__ = ["STALE_AFTER_S", "MIN_STALE_S", "stale_after_s", "heartbeat_s", "Claim",
            "ClaimConflict", "claim_path", "try_claim", "check_conflict",
-           "remove_if_orphan"]
+           "remove_if_orphan", "RunInterrupted", "stop_on_signals"]
 
 #: Seconds without a heartbeat after which another host's claim is stale.
 STALE_AFTER_S = 3600.0
@@ -191,8 +192,9 @@ def try_claim(cfg: RunConfig) -> Claim | str:
             if not _stale(path, holder):
                 check_conflict(cfg, holder)
                 return describe(holder)
-            # Take the stale claim over: only one process can rename it away.
-            tomb = path.with_name(f"{path.name}.stale.{token}")
+            # Take the stale claim over: only one process can rename it away. The
+            # new name has a fixed length, so it fits wherever the claim's name fits.
+            tomb = path.with_name(f".stale-claim.{token}")
             try:
                 os.rename(path, tomb)
             except FileNotFoundError:
@@ -203,10 +205,14 @@ def try_claim(cfg: RunConfig) -> Claim | str:
                     os.link(tomb, path)
             tomb.unlink(missing_ok=True)
             continue
-        with os.fdopen(fd, "w") as f:
-            json.dump({"host": platform.node(), "pid": os.getpid(),
-                       "slurm_job": _slurm_job(), "started": time.time(),
-                       "token": token, "run": identity}, f)
+        try:
+            with os.fdopen(fd, "w") as f:
+                json.dump({"host": platform.node(), "pid": os.getpid(),
+                           "slurm_job": _slurm_job(), "started": time.time(),
+                           "token": token, "run": identity}, f)
+        except BaseException:  # a signal or a full disk: no half-made claim stays
+            path.unlink(missing_ok=True)
+            raise
         return Claim(path, token)
     return describe(_read(path))
 
@@ -249,3 +255,76 @@ def remove_if_orphan(cfg: RunConfig) -> bool:
         path.unlink()
         return True
     return False
+
+
+# --------------------------------------------------------------------------
+# Signals: a stopped run releases its claim
+# --------------------------------------------------------------------------
+
+class RunInterrupted(BaseException):
+    """SIGTERM (``kill``, SLURM's scancel or preemption) stopped a run.
+
+    A ``BaseException``, as ``KeyboardInterrupt`` (SIGINT, Ctrl-C) is, so that
+    no ``except Exception`` takes it for a failed run: it ends the sweep. The
+    claim is released on the way out and the last checkpoint stays, so a
+    restart resumes at once. The command line exits with :attr:`exit_code`.
+    """
+
+    def __init__(self, signum: int):
+        super().__init__(f"stopped by signal {signal.Signals(signum).name}")
+        self.signum = signum
+
+    @property
+    def exit_code(self) -> int:
+        """``128 + signal number``, as shells report a process a signal ended: 143."""
+        return 128 + self.signum
+
+
+#: Whether a signal is stopping this process (set by the first SIGTERM or
+#: SIGINT inside :func:`stop_on_signals`; cleared when the outermost block ends).
+_stopping = False
+_depth = 0
+
+
+@contextlib.contextmanager
+def stop_on_signals():
+    """While the block runs, SIGTERM raises :class:`RunInterrupted`.
+
+    SIGINT raises ``KeyboardInterrupt``, as Python always does (unless SIGINT is
+    ignored, as in a background job). Either unwinds the run at once: the files
+    a run writes are atomic (complete or absent), the claim is released by
+    :func:`~hw2.experiments.sweep.run_job` (and ``run-exp``), the checkpoint of
+    the last finished epoch stays. Only the first signal stops: a second one
+    while the first unwinds (SLURM signals every process, and a parent passes
+    the signal on to its workers) is ignored, so that the claim is still
+    released. Blocks may nest (the command line holds one for the whole
+    command, ``run_job`` one per run). Outside the main thread (where no
+    handler can be set) it does nothing. The previous handlers are put back
+    afterwards.
+    """
+    global _depth, _stopping
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(signum, frame):
+        global _stopping
+        if _stopping:
+            return
+        _stopping = True
+        if signum == signal.SIGINT:
+            raise KeyboardInterrupt
+        raise RunInterrupted(signum)
+
+    previous = {signal.SIGTERM: signal.signal(signal.SIGTERM, handler)}
+    if signal.getsignal(signal.SIGINT) is signal.default_int_handler:
+        previous[signal.SIGINT] = signal.signal(signal.SIGINT, handler)
+    _depth += 1
+    try:
+        yield
+    finally:
+        _depth -= 1
+        if _depth == 0:
+            _stopping = False
+        for signum, old in previous.items():
+            signal.signal(signum, old)

@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import signal
 import sys
 
 from hw2._io import WriteError
@@ -307,6 +308,14 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     commands = {"run-exp": _cmd_run, "sweep": _cmd_sweep, "list": _cmd_list}
     command = commands[args.command]
+    # For the whole command (planning, loading the data, waiting on workers), not
+    # only while a run trains: SIGTERM or SIGINT at any moment gives the one line.
+    with stop_on_signals():
+        return _run_command(command, args)
+
+
+def _run_command(command, args) -> int:
+    """``command(args)``'s exit code; an error or a signal is one line on stderr."""
     try:
         return command(args)
     except ValueError as e:  # bad configuration: one line, exit code 2, no traceback
@@ -324,8 +333,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"python -m hw2.experiments: {e}", file=sys.stderr)
         return 1
     except (KeyboardInterrupt, RunInterrupted) as e:
-        what = "SIGTERM" if isinstance(e, RunInterrupted) else "interrupted (SIGINT)"
-        print(f"python -m hw2.experiments: stopped by {what}; the claims are released "
+        what = (signal.Signals(e.signum).name if isinstance(e, RunInterrupted)
+                else "SIGINT (Ctrl-C)")
+        print(f"python -m hw2.experiments: stopped by {what}; any claim is released, "
               f"and runs with checkpoints resume from their last finished epoch when "
               f"restarted", file=sys.stderr)
-        return e.exit_code if isinstance(e, RunInterrupted) else 130
+        return e.exit_code if isinstance(e, RunInterrupted) else 128 + signal.SIGINT

@@ -325,6 +325,11 @@ class RunConfig:
             c.fail("model_kw", "a dict of keyword arguments", self.model_kw, owner)
         c.one_of("optimizer", self.optimizer, OPTIMIZERS, owner=owner)
         c.real_in("momentum", self.momentum, 0, 1, owner=owner)
+        if self.optimizer != "sgd" and self.lr / (1 - self.momentum) > c.FLOAT32_MAX:
+            c.fail("lr", f"at most {c.FLOAT32_MAX * (1 - self.momentum):g} for "
+                         f"{self.optimizer} with momentum (beta1) {self.momentum:g}: "
+                         f"its first step, lr/(1 - beta1), must fit in float32",
+                   self.lr, owner)
         c.one_of("lr_schedule", self.lr_schedule, LR_SCHEDULES, owner=owner)
         c.real_in("warmup", self.warmup, 0, 1, owner=owner)
         c.real_in("label_smoothing", self.label_smoothing, 0, 1, owner=owner)

@@ -9,9 +9,11 @@ SLURM executor is in :mod:`hw2.experiments.slurm`.
 """
 from __future__ import annotations
 
+import contextlib
 import multiprocessing as mp
 import os
 import queue
+import signal
 import sys
 import time
 from typing import Sequence, TextIO
@@ -19,7 +21,8 @@ from typing import Sequence, TextIO
 from hw2 import _checks
 from hw2.experiments.results import summary_line
 from hw2.experiments.device import resolve_device
-from hw2.experiments.sweep import ClaimConflict, Outcome, Run, RunInterrupted, run_job
+from hw2.experiments.sweep import (ClaimConflict, Outcome, Run, RunInterrupted, run_job,
+                                   stop_on_signals)
 
 __all__ = ["LocalExecutor", "Progress"]
 
@@ -75,15 +78,37 @@ def _gpu_worker(gpu: int, jobs, reports) -> None:
     Only GPU ``gpu`` is visible here, so device 'auto' / 'cuda' means that GPU.
     """
     os.environ["CUDA_VISIBLE_DEVICES"] = str(gpu)  # before CUDA is initialised here
-    while (item := jobs.get()) is not None:
-        name, spec = item
-        try:
-            reports.put((gpu, name, True, summary_line(run_job(spec))))
-        except Exception as e:  # report, and go on with the next job
+    name = None
+    try:
+        with stop_on_signals():  # also while it waits for a job: a quiet exit
+            while (item := jobs.get()) is not None:
+                name, spec = item
+                try:
+                    reports.put((gpu, name, True, summary_line(run_job(spec))))
+                except Exception as e:  # report, and go on with the next job
+                    reports.put((gpu, name, False, f"{type(e).__name__}: {e}"))
+                name = None
+    except (RunInterrupted, KeyboardInterrupt) as e:  # the claim is released
+        if name is not None:
             reports.put((gpu, name, False, f"{type(e).__name__}: {e}"))
-        except (RunInterrupted, KeyboardInterrupt) as e:  # the claim is released
-            reports.put((gpu, name, False, f"{type(e).__name__}: {e}"))
-            return
+
+
+def _stop_workers(procs, signum: int, grace_s: float = 60.0) -> None:
+    """Pass the signal on to the workers still running, and wait for them.
+
+    Each releases the claim of the run it trains and exits; one that has not
+    within ``grace_s`` seconds is killed.
+    """
+    for p in procs:
+        if p.is_alive():
+            with contextlib.suppress(OSError):
+                os.kill(p.pid, signum)
+    deadline = time.monotonic() + grace_s
+    for p in procs:
+        p.join(max(0.0, deadline - time.monotonic()))
+        if p.is_alive():
+            p.kill()
+            p.join()
 
 
 class LocalExecutor:
@@ -177,16 +202,23 @@ class LocalExecutor:
         self._log(f"{len(runs)} runs on GPUs {', '.join(map(str, gpu_ids))}")
         by_name = {run.name: run for run in runs}
         outcomes: dict[str, Outcome] = {}
-        while len(outcomes) < len(runs):
-            try:
-                gpu, name, ok, text = report_q.get(timeout=5)
-            except queue.Empty:  # check the workers are alive
-                if not any(p.is_alive() for p in procs):
-                    break
-                continue
-            outcomes[name] = Outcome(by_name[name], "done" if ok else "failed",
-                                     "" if ok else text)
-            self._log(f"[{len(outcomes)}/{len(runs)}] gpu{gpu} {name}: {text}")
+        try:
+            while len(outcomes) < len(runs):
+                try:
+                    gpu, name, ok, text = report_q.get(timeout=5)
+                except queue.Empty:  # check the workers are alive
+                    if not any(p.is_alive() for p in procs):
+                        break
+                    continue
+                outcomes[name] = Outcome(by_name[name], "done" if ok else "failed",
+                                         "" if ok else text)
+                self._log(f"[{len(outcomes)}/{len(runs)}] gpu{gpu} {name}: {text}")
+        except (RunInterrupted, KeyboardInterrupt) as e:
+            # Stopped (by the command line's handler): the workers stop too,
+            # releasing their claims, and the jobs nobody took are dropped.
+            _stop_workers(procs, getattr(e, "signum", signal.SIGINT))
+            job_q.cancel_join_thread()
+            raise
         for p in procs:
             p.join()
         return [outcomes.get(run.name) or Outcome(run, "failed", "the worker processes "

@@ -12,9 +12,7 @@ from __future__ import annotations
 import contextlib
 import os
 import re
-import signal
 import sys
-import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,8 +20,9 @@ from typing import Any, Iterable, Protocol as TypingProtocol, TextIO
 
 from hw2 import _checks
 from hw2._io import temp_glob
-from hw2.experiments.claims import (Claim, ClaimConflict, check_conflict,
-                                    remove_if_orphan, stale_after_s, try_claim)
+from hw2.experiments.claims import (Claim, ClaimConflict, RunInterrupted,
+                                    check_conflict, remove_if_orphan, stale_after_s,
+                                    stop_on_signals, try_claim)
 from hw2.experiments.config import RunConfig, result_path, results_dir
 from hw2.experiments.grid import (CHECKS, NAMED_RUNS, Experiment, check_runs,
                                   get_protocol, owned, resolve_grid, run_owners)
@@ -67,7 +66,9 @@ def sweep_jobs(names, overrides: dict | None = None, *,
             e.g. for a grid file whose hparams say everything).
         seeds: the seeds every run is trained with (default: the protocol's
             seeds; without a protocol the run's own ``seed``, 42 unless set).
-            A check trains its own seeds unless ``seeds`` is given.
+            A check trains its own seeds unless ``seeds`` is given. A ``seed``
+            in an experiment's hparams that these seeds (or a ``seed``
+            override) would replace is an error, not a silent change.
 
     Returns:
         One dict per run and seed: all runs of the first seed, then of the
@@ -116,6 +117,9 @@ def sweep_jobs(names, overrides: dict | None = None, *,
         own = seeds or ([overrides["seed"]] if "seed" in overrides else
                         list(preset.seeds) if preset else None)
         if name in experiments:
+            source = ("--seeds" if seeds else "-s" if "seed" in overrides else
+                      f"the protocol {protocol}")
+            _check_grid_seed(grid, experiments[name], own, source)
             return [(owned(cfg, owners), own or [cfg.seed], folder)
                     for cfg in experiments[name].runs(overrides, protocol=protocol)]
         if name in named:
@@ -151,51 +155,31 @@ def sweep_jobs(names, overrides: dict | None = None, *,
     return jobs
 
 
+def _check_grid_seed(grid, experiment: Experiment, own: list[int] | None,
+                     source: str) -> None:
+    """Refuse a seed in an experiment's hparams that other seeds would replace.
+
+    The seeds a sweep trains come from ``--seeds``, ``-s``, the protocol, or
+    else the run's own seed (its hparams' ``seed``). A ``seed`` in the hparams
+    that the first three (``own``, given by ``source``) would silently replace
+    is an error naming the grid file and the key; the same one seed is no
+    conflict.
+    """
+    if "seed" not in experiment.hparams or own is None:
+        return
+    seed = experiment.hparams["seed"]
+    if own == [seed]:
+        return
+    where = (f"grid file {grid}: " if isinstance(grid, (str, os.PathLike)) else "")
+    raise ValueError(
+        f"{where}experiment {experiment.name!r} sets seed {seed!r} in its hparams, but "
+        f"{source} gives the seed{'s' if len(own) > 1 else ''} "
+        f"{' '.join(map(str, own))}: remove the key seed "
+        f"from the hparams, or train that seed with --seeds {seed}")
+
+
 #: Seconds between looks at a run another process is training.
 POLL_S = 10.0
-
-
-class RunInterrupted(BaseException):
-    """SIGTERM (``kill``, SLURM's scancel or preemption) stopped a run.
-
-    A ``BaseException``, as ``KeyboardInterrupt`` (SIGINT, Ctrl-C) is, so that
-    no ``except Exception`` takes it for a failed run: it ends the sweep. The
-    claim is released on the way out and the last checkpoint stays, so a
-    restart resumes at once. The command line exits with :attr:`exit_code`.
-    """
-
-    def __init__(self, signum: int):
-        super().__init__(f"stopped by signal {signal.Signals(signum).name}")
-        self.signum = signum
-
-    @property
-    def exit_code(self) -> int:
-        """``128 + signal number``, as shells report a process a signal ended: 143."""
-        return 128 + self.signum
-
-
-@contextlib.contextmanager
-def stop_on_signals():
-    """While the block runs, SIGTERM raises :class:`RunInterrupted`.
-
-    SIGINT raises ``KeyboardInterrupt`` as Python always does. Either unwinds
-    the run at once: the files a run writes are atomic (complete or absent),
-    the claim is released by :func:`run_job`, the checkpoint of the last
-    finished epoch stays. Outside the main thread (where no handler can be
-    set) it does nothing. The previous handler is put back afterwards.
-    """
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-
-    def handler(signum, frame):
-        raise RunInterrupted(signum)
-
-    previous = signal.signal(signal.SIGTERM, handler)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)
 
 
 def run_job(spec: dict | RunConfig, *, skip_existing: bool = True, data=None,
