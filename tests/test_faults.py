@@ -414,9 +414,12 @@ STOPPED = ("python -m hw2.experiments: stopped by {}; any claim is released, and
            "with checkpoints resume from their last finished epoch when restarted")
 
 # The data load (a sweep) or the model build (run-exp) writes a marker, then takes
-# a minute: a signal that arrives meanwhile comes before any training.
+# a minute: a signal that arrives meanwhile comes before any training. The command
+# runs as in a terminal's foreground: a background job (nohup, `&`, some CI
+# runners) starts with SIGINT ignored, and Python then keeps ignoring it.
 SLOW_START = """
-import os, time
+import os, signal, time
+signal.signal(signal.SIGINT, signal.default_int_handler)
 import hw2.data as _d
 import hw2.experiments.cli as _c
 def _slow(real):
