@@ -370,16 +370,21 @@ def missing_note(runs: list[RunSummary], seeds: tuple[int, ...] | None = None,
 
 
 def experiment_figure(runs: list[RunSummary], title: str, curve: str = "val_acc",
-                      ylabel: str = "Validation accuracy (%)"):
+                      ylabel: str = "Validation accuracy (%)",
+                      labels: list[str] | None = None):
     """One panel: per run, the mean curve over seeds, a marker per epoch, and a band.
 
-    The band spans the lowest to the highest seed at each epoch. One legend; the
-    title names the protocol, the hardware and the numerics. A placeholder when
-    no run has results.
+    The band spans the lowest to the highest seed at each epoch. One legend, each
+    run named by ``labels`` (one per run, in order) or else by its ``L``/``K``
+    within its experiment; the title names the protocol, the hardware and the
+    numerics. A placeholder when no run has results.
     """
     import matplotlib.pyplot as plt
     from matplotlib.ticker import MaxNLocator
 
+    if labels is not None and len(labels) != len(runs):
+        raise ValueError(f"experiment_figure: {len(labels)} labels for {len(runs)} runs")
+    names = dict(zip((id(r) for r in runs), labels or [r.label for r in runs]))
     label = hardware_label(runs)
     done = [r for r in runs if r.done]
     if not done:
@@ -396,7 +401,7 @@ def experiment_figure(runs: list[RunSummary], title: str, curve: str = "val_acc"
         columns = [[c[i] for c in curves] for i in range(length)]
         mean = [statistics.fmean(col) for col in columns]
         line, = ax.plot(epochs, mean, marker="o", markersize=4,
-                        label=f"{r.label} (n={r.n})")
+                        label=f"{names[id(r)]} (n={r.n})")
         if r.n > 1:
             ax.fill_between(epochs, [min(col) for col in columns],
                             [max(col) for col in columns], color=line.get_color(),

@@ -220,6 +220,13 @@ def test_figures_show_a_band_across_seeds_one_legend_and_say_when_empty(tmp_path
     ys = band.get_paths()[0].vertices[:, 1]
     assert min(ys) == pytest.approx(40.0) and max(ys) == pytest.approx(57.0)
     assert len(fig.legends) + sum(a.get_legend() is not None for a in fig.axes) == 1
+    # Runs of two experiments with the same L and K are told apart by labels.
+    runs = report.study_runs("exp2", "cpu", tmp_path)
+    fig = report.experiment_figure(runs, "x",
+                                   labels=[f"net {i}" for i in range(len(runs))])
+    assert [line.get_label() for line in fig.axes[0].lines] == ["net 0 (n=3)"]
+    with pytest.raises(ValueError, match="1 labels for 4 runs"):
+        report.experiment_figure(runs, "x", labels=["one"])
 
 
 @pytest.mark.parametrize("name", list(EXPERIMENTS))
