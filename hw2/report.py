@@ -383,7 +383,8 @@ def experiment_figure(runs: list[RunSummary], title: str, curve: str = "val_acc"
     from matplotlib.ticker import MaxNLocator
 
     if labels is not None and len(labels) != len(runs):
-        raise ValueError(f"experiment_figure: {len(labels)} labels for {len(runs)} runs")
+        raise ValueError(
+            f"experiment_figure: {len(labels)} labels for {len(runs)} runs")
     names = dict(zip((id(r) for r in runs), labels or [r.label for r in runs]))
     label = hardware_label(runs)
     done = [r for r in runs if r.done]
