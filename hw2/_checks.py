@@ -28,6 +28,7 @@ __all__ = [
     "number_list",
     "int_tuple",
     "one_of",
+    "flag",
 ]
 
 
@@ -169,4 +170,15 @@ def one_of(name: str, value: Any, choices: Sequence[Any], *,
     """``value`` if it is one of ``choices``."""
     if value not in choices:
         fail(name, f"one of {', '.join(map(repr, choices))}", value, owner)
+    return value
+
+
+def flag(name: str, value: Any, *, owner: str | None = None) -> bool:
+    """``value`` if it is ``True`` or ``False``.
+
+    Nothing else counts, not even 1 or the string ``'False'`` (which Python
+    takes for true: a keyword given as text would silently switch a flag on).
+    """
+    if not isinstance(value, bool):
+        fail(name, "true or false", value, owner)
     return value

@@ -385,9 +385,9 @@ def experiment_figure(runs: list[RunSummary], title: str, curve: str = "val_acc"
     if labels is not None and len(labels) != len(runs):
         raise ValueError(
             f"experiment_figure: {len(labels)} labels for {len(runs)} runs")
-    names = dict(zip((id(r) for r in runs), labels or [r.label for r in runs]))
     label = hardware_label(runs)
-    done = [r for r in runs if r.done]
+    done = [(r, name) for r, name in zip(runs, labels or [r.label for r in runs])
+            if r.done]
     if not done:
         fig, ax = plt.subplots(figsize=(6, 1.5))
         ax.axis("off")
@@ -395,14 +395,14 @@ def experiment_figure(runs: list[RunSummary], title: str, curve: str = "val_acc"
                 va="center")
         return fig
     fig, ax = plt.subplots(figsize=(6, 4.2))
-    for r in done:
+    for r, name in done:
         curves = list(r.curves(curve).values())
         length = min(len(c) for c in curves)
         epochs = range(1, length + 1)
         columns = [[c[i] for c in curves] for i in range(length)]
         mean = [statistics.fmean(col) for col in columns]
         line, = ax.plot(epochs, mean, marker="o", markersize=4,
-                        label=f"{names[id(r)]} (n={r.n})")
+                        label=f"{name} (n={r.n})")
         if r.n > 1:
             ax.fill_between(epochs, [min(col) for col in columns],
                             [max(col) for col in columns], color=line.get_color(),

@@ -93,8 +93,8 @@ def _check_window_params(name: str, params, *, pooling: bool) -> dict:
                 _checks.fail(f"{name}['padding']", f"at most half the window "
                              f"({params.get('kernel_size', 2)!r})", params["padding"])
     for key in _FLAG_KEYS:
-        if key in params and not isinstance(params[key], bool):
-            _checks.fail(f"{name}[{key!r}]", "true or false", params[key])
+        if key in params:
+            _checks.flag(f"{name}[{key!r}]", params[key])
     return dict(params)
 
 

@@ -69,8 +69,7 @@ class ResidualBlock(nn.Module):
                 f"the map size; got even kernel sizes {even} in {kernel_sizes}"
             )
         dropout = _checks.real_in("dropout", dropout, 0.0, 1.0)
-        if not isinstance(batchnorm, bool):  # the string 'False' would count as true
-            _checks.fail("batchnorm", "true or false", batchnorm)
+        _checks.flag("batchnorm", batchnorm)
         # a bad name fails even with one conv
         _activation(activation_type, activation_params)
         if output_activation not in ("relu", "main"):
@@ -196,12 +195,9 @@ class ResNetClassifier(ConvClassifier):
                 f"conv_params is not supported (got {kwargs['conv_params']!r})"
             )
         kwargs.pop("conv_params", None)
-        for name, flag in (("batchnorm", batchnorm), ("bottleneck", bottleneck)):
-            if not isinstance(flag, bool):  # the string 'False' would count as true
-                _checks.fail(name, "true or false", flag)
-        self.batchnorm = batchnorm
+        self.batchnorm = _checks.flag("batchnorm", batchnorm)
         self.dropout = dropout
-        self.bottleneck = bottleneck
+        self.bottleneck = _checks.flag("bottleneck", bottleneck)
         self.output_activation = output_activation
         super().__init__(
             in_size, out_classes, channels, pool_every, hidden_dims, **kwargs

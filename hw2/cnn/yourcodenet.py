@@ -209,9 +209,7 @@ class YourCodeNet(ConvClassifier):
         _checks.positive_real("width", width)
         self.dropout = dropout
         self.width = width
-        if not isinstance(zero_init_residual, bool):  # 'False' would count as true
-            _checks.fail("zero_init_residual", "true or false", zero_init_residual)
-        self.zero_init_residual = zero_init_residual
+        self.zero_init_residual = _checks.flag("zero_init_residual", zero_init_residual)
         self.whiten = _checks.non_negative_int("whiten", whiten)
         self.tta = _checks.one_of("tta", tta, (0, 1, 2))
         self.global_pool = _checks.one_of("global_pool", global_pool, ("avg", "max"))

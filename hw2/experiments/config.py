@@ -336,8 +336,7 @@ class RunConfig:
         if self.protocol is not None:
             c.one_of("protocol", self.protocol, list(PROTOCOLS), owner=owner)
         for name in ("augment", "amp", "cpu_bf16", "channels_last", "compile"):
-            if not isinstance(getattr(self, name), bool):
-                c.fail(name, "true or false", getattr(self, name), owner)
+            c.flag(name, getattr(self, name), owner=owner)
         device = self.device
         if not isinstance(device, str) or not (
                 device in ("auto", "cpu", "cuda", "mps")
