@@ -9,10 +9,13 @@ question sections) -- is copied into the wheel as ``hw2/_book/<path>``, and
 install (``pip install -e .``) reads the checkout and copies nothing.
 
 The build works in ``_build/setuptools`` (not ``build/`` beside the package,
-where a stale copy could be committed by mistake), and starts each wheel from
-an empty ``hw2/`` there, so a module or result file that was removed from the
+where a stale copy could be committed by mistake), or in ``$HW2_BUILD_BASE``
+when set (the book build gives each wheel a folder of its own, so two builds
+at once do not empty each other's), and starts each wheel from an empty
+``hw2/`` there, so a module or result file that was removed from the
 repository does not linger in the next wheel.
 """
+import os
 import shutil
 from pathlib import Path
 
@@ -47,4 +50,5 @@ class BuildWithBook(build_py):
 
 
 setup(cmdclass={"build_py": BuildWithBook},
-      options={"build": {"build_base": "_build/setuptools"}})
+      options={"build": {"build_base": os.environ.get("HW2_BUILD_BASE",
+                                                      "_build/setuptools")}})

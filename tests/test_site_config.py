@@ -20,6 +20,8 @@ from pathlib import Path
 import pytest
 import yaml
 
+# One worker builds the two sites (a module fixture) for all of these tests.
+pytestmark = pytest.mark.xdist_group("site_config")
 ROOT = Path(__file__).resolve().parents[1]
 JUPYTER_BOOK = Path(sys.executable).with_name("jupyter-book")
 REPO = "https://github.com/example-org/example-book"

@@ -12,8 +12,10 @@ installed already, and the cell does nothing.
 """
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 from sphinx.application import Sphinx
@@ -30,6 +32,7 @@ INSTALL_CELL = """\
 # with only this notebook); elsewhere (a clone of the book, Binder) it does nothing.
 import importlib.util
 import sys
+import tempfile
 from pathlib import Path
 
 if importlib.util.find_spec("hw2") is None:
@@ -90,9 +93,13 @@ def _build_wheel(app: Sphinx, config) -> None:
         raise ExtensionError("the site serves a wheel of hw2, built from the "
                              "repository: install hw2 from a checkout (pip install -e .)")
     root = repo_root()
-    done = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps",
-                           "--no-build-isolation", "-q", "-w", str(out), str(root)],
-                          capture_output=True, text=True)
+    # A build folder of its own (setup.py): another book build at the same time
+    # (the site-configuration tests build two) must not empty this one's.
+    with tempfile.TemporaryDirectory(prefix="setuptools-", dir=out.parent) as base:
+        done = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps",
+                               "--no-build-isolation", "-q", "-w", str(out), str(root)],
+                              capture_output=True, text=True,
+                              env={**os.environ, "HW2_BUILD_BASE": base})
     if done.returncode != 0 or not (out / wheel_name()).is_file():
         raise ExtensionError(f"could not build the wheel of hw2 for the site:\n"
                              f"{done.stdout}{done.stderr}")
