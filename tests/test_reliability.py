@@ -190,6 +190,30 @@ def test_three_concurrent_sweeps_on_one_folder_train_each_run_once(tiny_cifar, t
     assert all("5 of 5 runs have results" in o for o in outputs), outputs
 
 
+def test_the_folder_check_survives_another_sweep_removing_its_probe_folder(tmp_path,
+                                                                         monkeypatch):
+    """The race CI met: three sweeps start on one new folder; each creates it to
+    probe that it can write there and removes it again, so one sweep's probe can
+    find the folder gone. The check makes the folder again, leaves nothing behind."""
+    from hw2.experiments import results
+
+    folder = tmp_path / "out" / "seed42"
+    real_mkstemp = results.tempfile.mkstemp
+    removed = []
+
+    def other_sweep_removes_it_first(*args, **kwargs):
+        if len(removed) < 3:  # the other sweeps finish their probes first
+            removed.append(folder)
+            folder.rmdir()
+            folder.parent.rmdir()
+        return real_mkstemp(*args, **kwargs)
+
+    monkeypatch.setattr(results.tempfile, "mkstemp", other_sweep_removes_it_first)
+    results._check_folder(folder)
+    assert len(removed) == 3
+    assert not (tmp_path / "out").exists()
+
+
 def test_a_claim_of_a_dead_process_is_taken_over(tiny_env):
     from hw2.experiments import claims
 

@@ -298,6 +298,9 @@ def _existing(folder: Path) -> Path:
     return folder
 
 
+_PROBE_TRIES = 20  # sweeps started together each create and remove the folder
+
+
 def _check_folder(folder: Path) -> None:
     """Check that ``folder`` is, or can be made, a folder this process writes into.
 
@@ -309,18 +312,27 @@ def _check_folder(folder: Path) -> None:
         raise ValueError(f"output folder {folder} is a file, not a folder")
     missing = [f for f in (folder, *folder.parents) if not f.exists()]
     try:
-        folder.mkdir(parents=True, exist_ok=True)
-    except OSError as e:
-        raise ValueError(f"cannot create the output folder {folder}: "
-                         f"{e.strerror or e}") from None
-    try:
-        fd, probe = tempfile.mkstemp(dir=folder, prefix=".hw2-write-test.",
-                                     suffix=".tmp")
-        os.close(fd)
-        os.unlink(probe)
-    except OSError as e:
-        raise ValueError(f"cannot write into the output folder {folder}: "
-                         f"{e.strerror or e}") from None
+        for attempt in range(_PROBE_TRIES):
+            try:
+                folder.mkdir(parents=True, exist_ok=True)
+            except OSError as e:
+                raise ValueError(f"cannot create the output folder {folder}: "
+                                 f"{e.strerror or e}") from None
+            try:
+                fd, probe = tempfile.mkstemp(dir=folder, prefix=".hw2-write-test.",
+                                             suffix=".tmp")
+                os.close(fd)
+                os.unlink(probe)
+                return
+            except FileNotFoundError as e:
+                # Another sweep probing the same new folder removed it between
+                # our mkdir and our probe: make it again.
+                if attempt == _PROBE_TRIES - 1:
+                    raise ValueError(f"cannot write into the output folder "
+                                     f"{folder}: {e.strerror or e}") from None
+            except OSError as e:
+                raise ValueError(f"cannot write into the output folder {folder}: "
+                                 f"{e.strerror or e}") from None
     finally:
         for created in missing:  # innermost first; one in use by now stays
             with contextlib.suppress(OSError):
