@@ -5,15 +5,18 @@ import it without importing torch.
 """
 from __future__ import annotations
 
+import contextlib
 import os
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, TypeVar
+
+T = TypeVar("T")
 
 __all__ = ["repo_root", "in_checkout", "book_path", "temp_prefix", "temp_glob",
-           "atomic_write", "WriteError", "free_bytes", "describe_bytes", "read_json",
-           "JSON_MAX_DEPTH"]
+           "create_in_folder", "atomic_write", "WriteError", "free_bytes",
+           "describe_bytes", "read_json", "JSON_MAX_DEPTH"]
 
 
 def repo_root() -> Path:
@@ -57,6 +60,26 @@ def temp_glob(name: str) -> str:
     return f"{glob.escape(temp_prefix(name))}*.tmp"
 
 
+FOLDER_TRIES = 20
+
+
+def create_in_folder(folder: Path, create: Callable[[], T]) -> T:
+    """Make ``folder`` (and missing parents), then ``create()`` a file in it.
+
+    Sweeps started together on one new output folder each create it to check
+    they can write there and remove it again (see the runner's output check),
+    so the folder can vanish between the ``mkdir`` and the file's creation: a
+    ``FileNotFoundError`` then makes the folder again, up to
+    :data:`FOLDER_TRIES` times. Any other error propagates at once.
+    """
+    for _ in range(FOLDER_TRIES - 1):
+        folder.mkdir(parents=True, exist_ok=True)
+        with contextlib.suppress(FileNotFoundError):
+            return create()
+    folder.mkdir(parents=True, exist_ok=True)
+    return create()
+
+
 def atomic_write(path: str | os.PathLike, write: Callable[[IO[Any]], Any], *,
                  text: bool = False, mode: int = 0o644) -> None:
     """Write ``path`` so that it is either complete or absent.
@@ -81,10 +104,8 @@ def atomic_write(path: str | os.PathLike, write: Callable[[IO[Any]], Any], *,
     """
     path = Path(path)
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(
-            dir=path.parent, prefix=temp_prefix(path.name), suffix=".tmp"
-        )
+        fd, tmp = create_in_folder(path.parent, lambda: tempfile.mkstemp(
+            dir=path.parent, prefix=temp_prefix(path.name), suffix=".tmp"))
     except OSError as e:
         raise WriteError(path, e) from None
     try:

@@ -190,28 +190,38 @@ def test_three_concurrent_sweeps_on_one_folder_train_each_run_once(tiny_cifar, t
     assert all("5 of 5 runs have results" in o for o in outputs), outputs
 
 
-def test_the_folder_check_survives_another_sweep_removing_its_probe_folder(tmp_path,
-                                                                         monkeypatch):
-    """The race CI met: three sweeps start on one new folder; each creates it to
-    probe that it can write there and removes it again, so one sweep's probe can
-    find the folder gone. The check makes the folder again, leaves nothing behind."""
-    from hw2.experiments import results
+@pytest.mark.parametrize("step", ["output check", "claim", "result file"])
+def test_a_new_folder_removed_by_another_sweeps_check_is_made_again(tmp_path, monkeypatch,
+                                                                    step):
+    """The race CI met: sweeps started together on one new folder each create it
+    to probe that they can write there, and remove it again. So the folder can
+    vanish between one process's mkdir and its file: the probe, the claim and
+    the result file each make the folder again."""
+    from hw2._io import atomic_write
+    from hw2.experiments import claims, results
 
-    folder = tmp_path / "out" / "seed42"
-    real_mkstemp = results.tempfile.mkstemp
+    cfg = ex.RunConfig(run_name="c", out_dir=str(tmp_path / "out"), **SMALL)
+    folder = results.result_path(cfg).parent
+    real_mkdir = Path.mkdir
     removed = []
 
-    def other_sweep_removes_it_first(*args, **kwargs):
-        if len(removed) < 3:  # the other sweeps finish their probes first
-            removed.append(folder)
-            folder.rmdir()
-            folder.parent.rmdir()
-        return real_mkstemp(*args, **kwargs)
+    def another_sweep_cleans_up(self, *args, **kwargs):
+        real_mkdir(self, *args, **kwargs)
+        if self == folder and len(removed) < 3:
+            removed.append(self)
+            self.rmdir()
 
-    monkeypatch.setattr(results.tempfile, "mkstemp", other_sweep_removes_it_first)
-    results._check_folder(folder)
+    monkeypatch.setattr(Path, "mkdir", another_sweep_cleans_up)
+    if step == "output check":
+        results._check_folder(folder)
+        assert not folder.exists()  # the check leaves nothing behind
+    elif step == "claim":
+        claim = claims.try_claim(cfg)
+        assert isinstance(claim, claims.Claim) and claim.path.is_file()
+    else:
+        atomic_write(folder / "r.json", lambda f: f.write("{}"), text=True)
+        assert (folder / "r.json").read_text() == "{}"
     assert len(removed) == 3
-    assert not (tmp_path / "out").exists()
 
 
 def test_a_claim_of_a_dead_process_is_taken_over(tiny_env):

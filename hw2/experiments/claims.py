@@ -37,6 +37,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from hw2._io import create_in_folder
 from hw2.experiments.config import RunConfig, result_path
 from hw2.experiments.results import identity_differences
 
@@ -181,12 +182,12 @@ def try_claim(cfg: RunConfig) -> Claim | str:
         ClaimConflict: a live claim of this run's file with other settings.
     """
     path = claim_path(cfg)
-    path.parent.mkdir(parents=True, exist_ok=True)
     identity = cfg.identity()
     for _ in range(5):
         token = secrets.token_hex(8)
         try:
-            fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+            fd = create_in_folder(path.parent, lambda: os.open(
+                path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644))
         except FileExistsError:
             holder = _read(path)
             if not _stale(path, holder):

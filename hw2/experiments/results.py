@@ -24,7 +24,8 @@ from pathlib import Path
 from typing import Any
 
 from hw2 import _checks
-from hw2._io import atomic_write, describe_bytes, free_bytes, read_json, repo_root
+from hw2._io import (atomic_write, create_in_folder, describe_bytes, free_bytes,
+                     read_json, repo_root)
 from hw2.experiments.config import RunConfig, result_path, results_dir, study_folder
 from hw2.experiments.grid import (Experiment, get_protocol, owned, resolve_grid,
                                   run_owners)
@@ -298,9 +299,6 @@ def _existing(folder: Path) -> Path:
     return folder
 
 
-_PROBE_TRIES = 20  # sweeps started together each create and remove the folder
-
-
 def _check_folder(folder: Path) -> None:
     """Check that ``folder`` is, or can be made, a folder this process writes into.
 
@@ -312,27 +310,14 @@ def _check_folder(folder: Path) -> None:
         raise ValueError(f"output folder {folder} is a file, not a folder")
     missing = [f for f in (folder, *folder.parents) if not f.exists()]
     try:
-        for attempt in range(_PROBE_TRIES):
-            try:
-                folder.mkdir(parents=True, exist_ok=True)
-            except OSError as e:
-                raise ValueError(f"cannot create the output folder {folder}: "
-                                 f"{e.strerror or e}") from None
-            try:
-                fd, probe = tempfile.mkstemp(dir=folder, prefix=".hw2-write-test.",
-                                             suffix=".tmp")
-                os.close(fd)
-                os.unlink(probe)
-                return
-            except FileNotFoundError as e:
-                # Another sweep probing the same new folder removed it between
-                # our mkdir and our probe: make it again.
-                if attempt == _PROBE_TRIES - 1:
-                    raise ValueError(f"cannot write into the output folder "
-                                     f"{folder}: {e.strerror or e}") from None
-            except OSError as e:
-                raise ValueError(f"cannot write into the output folder {folder}: "
-                                 f"{e.strerror or e}") from None
+        fd, probe = create_in_folder(folder, lambda: tempfile.mkstemp(
+            dir=folder, prefix=".hw2-write-test.", suffix=".tmp"))
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as e:
+        made = "write into" if folder.is_dir() else "create"
+        raise ValueError(f"cannot {made} the output folder {folder}: "
+                         f"{e.strerror or e}") from None
     finally:
         for created in missing:  # innermost first; one in use by now stays
             with contextlib.suppress(OSError):
