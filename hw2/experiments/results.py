@@ -315,8 +315,8 @@ def _check_folder(folder: Path) -> None:
         os.close(fd)
         os.unlink(probe)
     except OSError as e:
-        made = "write into" if folder.is_dir() else "create"
-        raise ValueError(f"cannot {made} the output folder {folder}: "
+        verb = "write into" if folder.is_dir() else "create"
+        raise ValueError(f"cannot {verb} the output folder {folder}: "
                          f"{e.strerror or e}") from None
     finally:
         for created in missing:  # innermost first; one in use by now stays
